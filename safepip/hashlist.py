@@ -1,0 +1,373 @@
+"""The signed list as data: parse, serialise, look up, and judge its header (pure).
+
+Format 1 (DESIGN.md §2) is ``sha256sum`` output with a ``# key: value`` header::
+
+    # safepip-list: 1
+    # serial: 42
+    # issued: 2026-11-23T10:00:00Z
+    # expires: 2026-12-23T10:00:00Z
+    <64 lower-case hex>  <bare filename>
+
+Parsing is strict: every deviation refuses the whole list with the 1-based line number, because a
+list that two tools could read differently is a list an attacker can aim at one of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Final, Literal
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from safepip.errors import FreshnessError, ListFormatError
+
+FORMAT: Final = 1
+DEFAULT_MAX_BYTES: Final = 8 * 1024 * 1024
+#: Clocks of publisher and user differ a little; an ``issued`` this far ahead is still accepted.
+CLOCK_SKEW: Final = timedelta(minutes=5)
+
+_TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
+_HEADER_RE: Final = re.compile(r"# ([a-z][a-z0-9-]*): (.*)")
+_ENTRY_RE: Final = re.compile(r"([0-9a-f]{64})  (.+)")
+# Filenames may hold only what wheel and sdist names hold; anything else could be a path or a URL.
+_SAFE_FILENAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+!-]*")
+# The wheel filename grammar of the binary distribution format spec, anchored.
+_WHEEL_RE: Final = re.compile(
+    r"(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._]*[A-Za-z0-9])?)-(?P<version>[^-]+)"
+    r"(?:-(?P<build>\d[^-]*))?-(?P<tags>[^-]+-[^-]+-[^-]+)\.whl"
+)
+_SDIST_RE: Final = re.compile(r"(?P<name>.+)-(?P<version>[^-]+)\.(?:tar\.gz|zip)")
+_SIMPLE_VERSION_RE: Final = re.compile(r"[0-9]+(?:\.[0-9]+)*")
+_KNOWN_HEADERS: Final = ("safepip-list", "serial", "issued", "expires")
+
+
+@dataclass(frozen=True)
+class Header:
+    """The freshness header; every field is ``None`` in a legacy (header-less) list."""
+
+    format: int | None = None
+    serial: int | None = None
+    issued: datetime | None = None
+    expires: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One listed file: its exact filename and sha256, and what the filename says."""
+
+    filename: str
+    sha256: str
+    name: str  # canonical project name
+    version: str  # as written in the filename
+    kind: Literal["wheel", "sdist"]
+    line: int
+
+
+@dataclass(frozen=True)
+class HashList:
+    """A parsed list. ``sha256`` is the digest of the exact bytes parsed."""
+
+    header: Header
+    entries: tuple[Entry, ...]
+    sha256: str
+    legacy: bool
+    _by_filename: Mapping[str, Entry] = field(repr=False, compare=False)
+    _by_name: Mapping[str, tuple[Entry, ...]] = field(repr=False, compare=False)
+
+    def get(self, filename: str) -> Entry | None:
+        """The entry for exactly ``filename``, or ``None``."""
+        return self._by_filename.get(filename)
+
+    def for_project(self, name: str) -> tuple[Entry, ...]:
+        """Every entry (wheels and sdists) whose canonical project name is ``name``."""
+        return self._by_name.get(canonicalize_name(name), ())
+
+    def names(self) -> frozenset[str]:
+        """Canonical names of every listed project."""
+        return frozenset(self._by_name)
+
+    def wheels(self) -> tuple[Entry, ...]:
+        """The wheel entries, in list order."""
+        return tuple(e for e in self.entries if e.kind == "wheel")
+
+
+def _canonical_version(text: str, line: int) -> str:
+    """Normalise a version so that ``1.0`` and ``1.0.0`` compare equal, as pip does.
+
+    Raises:
+        ListFormatError: the version is not a valid PEP 440 version.
+    """
+    if _SIMPLE_VERSION_RE.fullmatch(text):
+        # Fast path for the common release-only versions: strip leading zeros and zero tails.
+        parts = [str(int(p)) for p in text.split(".")]
+        while len(parts) > 1 and parts[-1] == "0":
+            parts.pop()
+        return ".".join(parts)
+    try:
+        version = Version(text)
+    except InvalidVersion:
+        raise ListFormatError(f"invalid version {text!r} in filename", line=line) from None
+    release = list(version.release)
+    while len(release) > 1 and release[-1] == 0:
+        release.pop()
+    return repr((version.epoch, release, version.pre, version.post, version.dev, version.local))
+
+
+def _canonical_tags(tags: str) -> str:
+    """``py2.py3-none-any`` and ``py3.py2-none-any`` name one tag set; return one key for both."""
+    py, abi, plat = tags.lower().split("-")
+    if "." not in tags:
+        return f"{py}-{abi}-{plat}"
+    expanded = sorted(
+        f"{p}-{a}-{q}" for p in py.split(".") for a in abi.split(".") for q in plat.split(".")
+    )
+    return " ".join(expanded)
+
+
+def _parse_filename(filename: str, line: int) -> tuple[str, str, str, Literal["wheel", "sdist"]]:
+    """Return (canonical name, version, collision key, kind) for a listed filename.
+
+    Raises:
+        ListFormatError: the name is unsafe, or is neither a valid wheel nor an sdist filename.
+    """
+    if not _SAFE_FILENAME_RE.fullmatch(filename) or ".." in filename:
+        raise ListFormatError(
+            f"{filename!r} is not a bare filename (path or URL-significant character)", line=line
+        )
+    wheel = _WHEEL_RE.fullmatch(filename)
+    if wheel is not None:
+        raw_name = wheel["name"]
+        if "__" in raw_name:
+            raise ListFormatError(f"invalid wheel filename {filename!r}", line=line)
+        name = canonicalize_name(raw_name)
+        version = _canonical_version(wheel["version"], line)
+        key = f"{name} {version} {wheel['build'] or ''} {_canonical_tags(wheel['tags'])}"
+        return name, wheel["version"], key, "wheel"
+    if filename.endswith(".whl"):
+        raise ListFormatError(f"invalid wheel filename {filename!r}", line=line)
+    sdist = _SDIST_RE.fullmatch(filename)
+    if sdist is None:
+        raise ListFormatError(f"{filename!r} is neither a wheel nor an sdist", line=line)
+    name = canonicalize_name(sdist["name"])
+    version = _canonical_version(sdist["version"], line)
+    return name, sdist["version"], f"{name} {version} sdist", "sdist"
+
+
+def _parse_time(value: str, key: str, line: int) -> datetime:
+    try:
+        return datetime.strptime(value, _TIME_FORMAT).replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise ListFormatError(
+            f"{key}: {value!r} is not a UTC time like 2026-11-23T10:00:00Z", line=line
+        ) from None
+
+
+def _parse_header(found: Mapping[str, tuple[str, int]], require_freshness: bool) -> Header:
+    """Build the header from ``key → (value, line)``.
+
+    Raises:
+        ListFormatError: a value is malformed, or a required key is missing.
+    """
+    if not found:
+        if require_freshness:
+            raise ListFormatError(
+                "no '# safepip-list: 1' header: a legacy list has no serial and no expiry",
+                line=1,
+                hint="publish with `safepip publish`, or set require-freshness = false to accept "
+                "a legacy sha256sum list without rollback and freeze protection",
+            )
+        return Header()
+    fmt_value, fmt_line = found.get("safepip-list", ("", 1))
+    if fmt_value != str(FORMAT) or fmt_line != 1:
+        raise ListFormatError(
+            f"'# safepip-list: {FORMAT}' must be the first line (found {fmt_value!r})",
+            line=fmt_line,
+        )
+    serial: int | None = None
+    if "serial" in found:
+        value, line = found["serial"]
+        if not re.fullmatch(r"0|[1-9][0-9]{0,17}", value):
+            raise ListFormatError(f"serial: {value!r} is not a non-negative integer", line=line)
+        serial = int(value)
+    issued = (
+        _parse_time(found["issued"][0], "issued", found["issued"][1]) if "issued" in found else None
+    )
+    expires = (
+        _parse_time(found["expires"][0], "expires", found["expires"][1])
+        if "expires" in found
+        else None
+    )
+    if require_freshness:
+        for key in ("serial", "issued", "expires"):
+            if key not in found:
+                raise ListFormatError(f"the header has no '# {key}:' line", line=len(found) + 1)
+    return Header(format=FORMAT, serial=serial, issued=issued, expires=expires)
+
+
+def _lines(data: bytes, max_bytes: int) -> list[str]:
+    """Split the raw bytes into lines after the byte-level checks.
+
+    Raises:
+        ListFormatError: oversized, BOM, non-ASCII, empty, CR or control characters.
+    """
+    if len(data) > max_bytes:
+        raise ListFormatError(f"the list is {len(data)} bytes, above max-list-bytes ({max_bytes})")
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise ListFormatError("byte order mark", line=1)
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError as exc:
+        where = data.count(b"\n", 0, exc.start) + 1
+        raise ListFormatError("non-ASCII byte", line=where) from None
+    if not text.strip():
+        raise ListFormatError("the list is empty")
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the final LF ends the last line; it does not start a new one
+    for number, line in enumerate(lines, start=1):
+        if not line.isprintable():
+            what = "carriage return (CRLF line ending)" if "\r" in line else "control character"
+            raise ListFormatError(what, line=number)
+    return lines
+
+
+class _EntryTable:
+    """Entries in list order, refusing every kind of duplicate as it goes."""
+
+    def __init__(self) -> None:
+        self.entries: list[Entry] = []
+        self.by_filename: dict[str, Entry] = {}
+        self._by_hash: dict[str, str] = {}
+        self._by_key: dict[str, Entry] = {}
+
+    def add(self, digest: str, filename: str, number: int) -> None:
+        """Add one entry.
+
+        Raises:
+            ListFormatError: bad filename, or a duplicate filename, hash or (name, version, tags).
+        """
+        name, version, key, kind = _parse_filename(filename, number)
+        if filename in self.by_filename:
+            first = self.by_filename[filename].line
+            raise ListFormatError(
+                f"{filename} is listed twice (first on line {first})", line=number
+            )
+        if digest in self._by_hash:
+            other_file = self._by_hash[digest]
+            raise ListFormatError(f"{filename} has the same sha256 as {other_file}", line=number)
+        if key in self._by_key:
+            other = self._by_key[key]
+            raise ListFormatError(
+                f"{filename} names the same project, version and tags as {other.filename} "
+                f"(line {other.line})",
+                line=number,
+            )
+        entry = Entry(filename, digest, name, version, kind, number)
+        self.entries.append(entry)
+        self.by_filename[filename] = entry
+        self._by_hash[digest] = filename
+        self._by_key[key] = entry
+
+
+def parse(
+    data: bytes, *, require_freshness: bool = True, max_bytes: int = DEFAULT_MAX_BYTES
+) -> HashList:
+    """Parse the exact bytes of a list.
+
+    Raises:
+        ListFormatError: anything other than a well-formed list, naming the line where it can.
+    """
+    header: dict[str, tuple[str, int]] = {}
+    in_header = True
+    table = _EntryTable()
+    for number, line in enumerate(_lines(data, max_bytes), start=1):
+        if line.startswith("#"):
+            match = _HEADER_RE.fullmatch(line)
+            if in_header and match is not None and match[1] in _KNOWN_HEADERS:
+                if match[1] in header:
+                    raise ListFormatError(f"second '# {match[1]}:' header", line=number)
+                header[match[1]] = (match[2], number)
+            else:
+                in_header = False  # a comment ends the header; later header lines are comments
+            continue
+        in_header = False
+        match = _ENTRY_RE.fullmatch(line)
+        if match is None:
+            raise ListFormatError(
+                "expected '<64 lower-case hex sha256><two spaces><filename>'", line=number
+            )
+        table.add(match[1], match[2], number)
+    if not table.entries:
+        raise ListFormatError("the list has no entries")
+    parsed_header = _parse_header(header, require_freshness)
+    by_name: dict[str, list[Entry]] = {}
+    for entry in table.entries:
+        by_name.setdefault(entry.name, []).append(entry)
+    return HashList(
+        header=parsed_header,
+        entries=tuple(table.entries),
+        sha256=hashlib.sha256(data).hexdigest(),
+        legacy=not header,
+        _by_filename=table.by_filename,
+        _by_name={k: tuple(v) for k, v in by_name.items()},
+    )
+
+
+def serialise(
+    files: Mapping[str, str], *, serial: int, issued: datetime, expires: datetime
+) -> bytes:
+    """Write a format 1 list of ``filename → sha256``, sorted by filename.
+
+    The result is parsed back before it is returned, so a publisher can never sign a list that
+    safepip itself would refuse.
+
+    Raises:
+        ListFormatError: the files would make an invalid list (bad name, shared hash, collision).
+    """
+    lines = [
+        f"# safepip-list: {FORMAT}",
+        f"# serial: {serial}",
+        f"# issued: {issued.astimezone(timezone.utc).strftime(_TIME_FORMAT)}",
+        f"# expires: {expires.astimezone(timezone.utc).strftime(_TIME_FORMAT)}",
+    ]
+    lines.extend(f"{files[name]}  {name}" for name in sorted(files))
+    data = ("\n".join(lines) + "\n").encode("ascii", errors="strict")
+    parse(data, max_bytes=max(len(data), DEFAULT_MAX_BYTES))
+    return data
+
+
+def judge_header(header: Header, *, now: datetime, max_validity_days: int, legacy: bool) -> None:
+    """Refuse an expired list, one issued in the future, or one valid for too long.
+
+    ``now`` is the run's start time. A legacy list (accepted only without required freshness) has
+    nothing to judge.
+
+    Raises:
+        FreshnessError: the list is expired, from the future, or its validity is too long.
+    """
+    if legacy:
+        return
+    issued, expires = header.issued, header.expires
+    if expires is not None and now >= expires:
+        raise FreshnessError(
+            f"the list expired at {_show(expires)} (now {_show(now)}): a frozen or stale list",
+        )
+    if issued is not None and issued > now + CLOCK_SKEW:
+        raise FreshnessError(f"the list was issued in the future ({_show(issued)})")
+    if issued is not None and expires is not None:
+        if expires <= issued:
+            raise FreshnessError(f"the list expires ({_show(expires)}) before it was issued")
+        if expires - issued > timedelta(days=max_validity_days):
+            raise FreshnessError(
+                f"the list is valid for {(expires - issued).days} days, above "
+                f"max-validity-days ({max_validity_days})",
+            )
+
+
+def _show(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime(_TIME_FORMAT)

@@ -1,0 +1,46 @@
+"""Shared fixtures: real gpg keys, generated once per test session in a temporary home."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.keys import Keyring, make_keyring
+
+
+@pytest.fixture(scope="session")
+def keyring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keyring]:
+    """The publisher's GnuPG home, with good, expired, revoked and multi-subkey keys."""
+    ring = make_keyring(tmp_path_factory.mktemp("keys"))
+    try:
+        yield ring
+    finally:
+        ring.close()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keyring_home_guard: None
+) -> None:
+    """No test reads the developer's state, config or pip settings."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    for name in list(os.environ):
+        if name.startswith("SAFEPIP_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def keyring_home_guard() -> Iterator[None]:
+    """Fail the run if a test left a gpg-agent of a temporary home running."""
+    yield
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False)
+    leftovers = [
+        line for line in out.stdout.splitlines() if "gpg-agent" in line and "safepip-gnupg" in line
+    ]
+    assert not leftovers, f"gpg-agent processes left behind: {leftovers}"

@@ -1,0 +1,224 @@
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from safepip import gpg
+from safepip.errors import ConfigError, GpgMissingError, PublishError, SignatureError
+from tests.keys import Keyring
+
+DATA = b"# safepip-list: 1\n" + b"a" * 64 + b"  a-1.0-py3-none-any.whl\n"
+
+
+def key_files(ring: Keyring, *names: str) -> list[Path]:
+    return [ring.keys[n].public_file for n in names]
+
+
+def fpr(ring: Keyring, name: str) -> str:
+    return ring.keys[name].fingerprint
+
+
+def verify(
+    ring: Keyring,
+    signature: bytes,
+    *,
+    signers: tuple[str, ...] = ("alice",),
+    files: tuple[str, ...] | None = None,
+    threshold: int = 1,
+    data: bytes = DATA,
+) -> gpg.Verification:
+    return gpg.verify(
+        data,
+        signature,
+        key_files=key_files(ring, *(files or signers)),
+        trusted=[fpr(ring, n) for n in signers],
+        threshold=threshold,
+        source="sha256sums.txt.asc",
+    )
+
+
+def refused(ring: Keyring, signature: bytes, **kwargs: object) -> SignatureError:
+    with pytest.raises(SignatureError) as info:
+        verify(ring, signature, **kwargs)  # type: ignore[arg-type]
+    assert "sha256sums.txt.asc" in str(info.value)
+    return info.value
+
+
+def test_good_signature_names_the_pinned_signer(keyring: Keyring) -> None:
+    result = verify(keyring, keyring.detach_sign(DATA, fpr(keyring, "alice")))
+    assert result.signers == (fpr(keyring, "alice"),)
+    assert result.signatures[0].digest in {"SHA256", "SHA512"}
+
+
+def test_safepip_sign_output_verifies(keyring: Keyring) -> None:
+    signature = gpg.sign(DATA, fingerprint=fpr(keyring, "alice"), gnupghome=keyring.home)
+    assert verify(keyring, signature).signatures[0].digest == "SHA512"
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda d: d.replace(b"a" * 64, b"b" + b"a" * 63),  # a flipped nibble
+        lambda d: d + b"b" * 64 + b"  evil-1.0-py3-none-any.whl\n",  # an appended line
+        lambda d: b"# hi\n" + d,  # a prepended line
+        lambda d: d + b"\n",  # trailing bytes
+    ],
+)
+def test_any_change_after_signing_is_refused(keyring: Keyring, tamper) -> None:  # type: ignore[no-untyped-def]
+    signature = keyring.detach_sign(DATA, fpr(keyring, "alice"))
+    error = refused(keyring, signature, data=tamper(DATA))
+    assert "does not match" in str(error)
+
+
+def test_unpinned_signer_in_key_files_is_refused_by_fingerprint(keyring: Keyring) -> None:
+    signature = keyring.detach_sign(DATA, fpr(keyring, "stranger"))
+    error = refused(keyring, signature, files=("alice", "stranger"))
+    assert fpr(keyring, "stranger") in str(error)
+    assert "not pinned" in str(error)
+
+
+def test_signer_only_in_users_keyring_never_counts(
+    keyring: Keyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # bob's key sits in GNUPGHOME (the user's keyring) but not in the key files.
+    monkeypatch.setenv("GNUPGHOME", str(keyring.home))
+    signature = keyring.detach_sign(DATA, fpr(keyring, "bob"))
+    error = refused(keyring, signature, signers=("alice", "bob"), files=("alice",))
+    assert "cannot be checked" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("signer", "extra", "reason"),
+    [
+        ("expired", ("--faked-system-time", "20200101T120000"), "expired key"),
+        ("revoked", (), "revoked key"),
+        (
+            "old",
+            ("--faked-system-time", "20200102T000000", "--default-sig-expire", "1d"),
+            "signature has expired",
+        ),
+        ("alice", ("--digest-algo", "SHA1"), "weak digest SHA1"),
+        ("alice", ("--textmode",), "not a binary-mode signature"),
+    ],
+)
+def test_bad_keys_and_signature_kinds_are_refused(
+    keyring: Keyring, signer: str, extra: tuple[str, ...], reason: str
+) -> None:
+    signature = keyring.detach_sign(DATA, fpr(keyring, signer), *extra)
+    error = refused(keyring, signature, signers=(signer,))
+    assert reason in str(error)
+
+
+def test_attached_and_clearsigned_messages_are_refused(keyring: Keyring) -> None:
+    attached = keyring.gpg("--armor", "--sign", "--local-user", fpr(keyring, "alice"), data=DATA)
+    assert "attached" in str(refused(keyring, attached))
+    clear = keyring.gpg("--clearsign", "--local-user", fpr(keyring, "alice"), data=DATA)
+    assert "clear-signed" in str(refused(keyring, clear))
+
+
+@pytest.mark.parametrize(
+    ("signature", "reason"),
+    [
+        (b"", "empty"),
+        (b"<html><body>404 Not Found</body></html>", "not an ASCII-armoured"),
+        (b"\x88\x75\x04\x00\x16", "not an ASCII-armoured"),
+        (
+            b"-----BEGIN PGP SIGNATURE-----\n\nZm9v\n-----END PGP SIGNATURE-----\n",
+            "not a valid OpenPGP signature",
+        ),
+    ],
+)
+def test_garbage_signatures_are_refused(keyring: Keyring, signature: bytes, reason: str) -> None:
+    assert reason in str(refused(keyring, signature))
+
+
+def test_truncated_signature_is_refused(keyring: Keyring) -> None:
+    signature = keyring.detach_sign(DATA, fpr(keyring, "alice"))
+    truncated = signature[: len(signature) // 2] + b"\n-----END PGP SIGNATURE-----\n"
+    refused(keyring, truncated)
+
+
+def test_threshold_counts_distinct_pinned_primary_keys(keyring: Keyring) -> None:
+    alice = keyring.detach_sign(DATA, fpr(keyring, "alice"))
+    bob = keyring.detach_sign(DATA, fpr(keyring, "bob"))
+    both = verify(keyring, alice + bob, signers=("alice", "bob"), threshold=2)
+    assert both.signers == tuple(sorted([fpr(keyring, "alice"), fpr(keyring, "bob")]))
+    error = refused(keyring, alice + alice, signers=("alice", "bob"), threshold=2)
+    assert "1 of the required 2" in str(error)
+
+
+def test_two_subkeys_of_one_key_count_once(keyring: Keyring) -> None:
+    out = keyring.gpg("--with-colons", "--list-keys", fpr(keyring, "twosub")).decode()
+    subkeys = [ln.split(":")[9] for ln in out.splitlines() if ln.startswith("fpr:")][1:]
+    assert len(subkeys) == 2
+    signature = b"".join(keyring.detach_sign(DATA, f"{sub}!") for sub in subkeys)
+    result = verify(keyring, signature, signers=("twosub",))
+    assert {s.fingerprint for s in result.signatures} == set(subkeys)
+    assert result.signers == (fpr(keyring, "twosub"),)
+    error = refused(keyring, signature, signers=("twosub", "alice"), threshold=2)
+    assert "1 of the required 2" in str(error)
+
+
+def test_one_bad_signature_among_good_ones_refuses(keyring: Keyring) -> None:
+    good = keyring.detach_sign(DATA, fpr(keyring, "alice"))
+    bad = keyring.detach_sign(DATA + b"x", fpr(keyring, "bob"))
+    refused(keyring, good + bad, signers=("alice", "bob"), threshold=1)
+
+
+@pytest.mark.parametrize("pin", ["ABCD1234", "0123456789ABCDEF", "0xABCD1234", "not-a-key"])
+def test_key_ids_and_junk_are_refused_as_pins(pin: str) -> None:
+    with pytest.raises(ConfigError, match="fingerprint"):
+        gpg.normalise_fingerprint(pin)
+
+
+def test_fingerprints_compare_case_and_space_insensitively(keyring: Keyring) -> None:
+    alice = fpr(keyring, "alice")
+    spaced = " ".join(alice[i : i + 4] for i in range(0, 40, 4)).lower()
+    assert gpg.normalise_fingerprint(spaced) == alice
+    result = gpg.verify(
+        DATA,
+        keyring.detach_sign(DATA, alice),
+        key_files=key_files(keyring, "alice"),
+        trusted=[spaced],
+        threshold=1,
+    )
+    assert result.signers == (alice,)
+
+
+def test_missing_gpg_is_a_clear_error(keyring: Keyring) -> None:
+    signature = keyring.detach_sign(DATA, fpr(keyring, "alice"))
+    with pytest.raises(GpgMissingError, match="no-such-gpg"):
+        gpg.verify(DATA, signature, key_files=[], trusted=[], threshold=1, gpg_binary="no-such-gpg")
+
+
+def test_verify_leaves_no_temporary_home(keyring: Keyring) -> None:
+    def homes() -> set[Path]:
+        return set(Path(tempfile.gettempdir()).glob("safepip-gnupg-*"))
+
+    before = homes()
+    verify(keyring, keyring.detach_sign(DATA, fpr(keyring, "alice")))
+    refused(keyring, b"garbage")
+    assert homes() == before
+
+
+def test_sign_refuses_expired_key(keyring: Keyring) -> None:
+    with pytest.raises(PublishError, match="expired"):
+        gpg.sign(DATA, fingerprint=fpr(keyring, "expired"), gnupghome=keyring.home)
+
+
+def test_sign_refuses_revoked_key(tmp_path: Path) -> None:
+    ring = Keyring(tmp_path / "publisher")
+    try:
+        key = ring.generate("gone")
+        ring.gpg("--import", data=ring.revocation(key))
+        with pytest.raises(PublishError, match="revoked"):
+            gpg.sign(DATA, fingerprint=key.fingerprint, gnupghome=ring.home)
+    finally:
+        ring.close()
+
+
+def test_sign_refuses_unknown_key(keyring: Keyring) -> None:
+    with pytest.raises(PublishError, match="no public key"):
+        gpg.sign(DATA, fingerprint="0" * 40, gnupghome=keyring.home)

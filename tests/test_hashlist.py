@@ -1,0 +1,227 @@
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from safepip import hashlist
+from safepip.errors import FreshnessError, ListFormatError
+
+H1, H2, H3 = "a" * 64, "b" * 64, "c" * 64
+HEADER = (
+    "# safepip-list: 1\n# serial: 7\n"
+    "# issued: 2026-11-01T00:00:00Z\n# expires: 2026-12-01T00:00:00Z\n"
+)
+
+
+def body(*lines: str, header: str = HEADER) -> bytes:
+    return (header + "".join(f"{line}\n" for line in lines)).encode()
+
+
+def refused(data: bytes, **kwargs: object) -> ListFormatError:
+    with pytest.raises(ListFormatError) as info:
+        hashlist.parse(data, **kwargs)  # type: ignore[arg-type]
+    return info.value
+
+
+def test_parses_header_entries_and_lookups() -> None:
+    data = body(
+        f"{H1}  certifi-2024.8.30-py3-none-any.whl",
+        "# a comment",
+        f"{H2}  Foo_Bar-1.0-py2.py3-none-any.whl",
+        f"{H3}  foo_bar-1.0.tar.gz",
+    )
+    parsed = hashlist.parse(data)
+    assert parsed.header.serial == 7
+    assert parsed.header.expires == datetime(2026, 12, 1, tzinfo=timezone.utc)
+    assert not parsed.legacy
+    assert parsed.get("certifi-2024.8.30-py3-none-any.whl").sha256 == H1  # type: ignore[union-attr]
+    assert parsed.get("certifi-2024.8.30-py3-none-any.WHL") is None
+    assert [e.kind for e in parsed.for_project("FOO.bar")] == ["wheel", "sdist"]
+    assert parsed.names() == {"certifi", "foo-bar"}
+    assert [e.filename for e in parsed.wheels()] == [
+        "certifi-2024.8.30-py3-none-any.whl",
+        "Foo_Bar-1.0-py2.py3-none-any.whl",
+    ]
+
+
+def test_serialise_round_trips_and_sorts() -> None:
+    issued = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    data = hashlist.serialise(
+        {"b-1.0-py3-none-any.whl": H2, "a-1.0-py3-none-any.whl": H1},
+        serial=3,
+        issued=issued,
+        expires=issued + timedelta(days=30),
+    )
+    parsed = hashlist.parse(data)
+    assert [e.filename for e in parsed.entries] == [
+        "a-1.0-py3-none-any.whl",
+        "b-1.0-py3-none-any.whl",
+    ]
+    assert parsed.header.serial == 3
+    assert data.startswith(b"# safepip-list: 1\n# serial: 3\n# issued: 2026-11-01T00:00:00Z\n")
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (f"{'A' * 64}  a-1.0-py3-none-any.whl", "expected '<64 lower-case hex"),
+        (f"{'a' * 63}  a-1.0-py3-none-any.whl", "expected '<64 lower-case hex"),
+        (f"{H1} a-1.0-py3-none-any.whl", "expected '<64 lower-case hex"),
+        (f"{H1}  ../a-1.0-py3-none-any.whl", "not a bare filename"),
+        (f"{H1}  sub/a-1.0-py3-none-any.whl", "not a bare filename"),
+        (f"{H1}  a-1.0-py3-none-any.whl?x=1", "not a bare filename"),
+        (f"{H1}  a-1.0-py3-none-any.whl#frag", "not a bare filename"),
+        (f"{H1}  a%2f-1.0-py3-none-any.whl", "not a bare filename"),
+        (f"{H1}  a-1.0-py3-none.whl", "invalid wheel filename"),
+        (f"{H1}  a-1.0-py3-none-any.exe", "neither a wheel nor an sdist"),
+        (f"{H1}  a-not.a.version-py3-none-any.whl", "invalid version"),
+        ("", "expected '<64 lower-case hex"),
+    ],
+)
+def test_bad_entry_names_its_line(line: str, reason: str) -> None:
+    error = refused(body(f"{H2}  ok-1.0-py3-none-any.whl", line))
+    assert error.line == 6
+    assert "line 6:" in str(error)
+    assert reason in str(error)
+
+
+@pytest.mark.parametrize(
+    ("second", "reason"),
+    [
+        (f"{H2}  a-1.0-py3-none-any.whl", "listed twice (first on line 5)"),
+        (f"{H1}  b-1.0-py3-none-any.whl", "same sha256 as a-1.0-py3-none-any.whl"),
+        (f"{H2}  A-1.0-py3-none-any.whl", "same project, version and tags"),
+        (f"{H2}  a-1.0.0-py3-none-any.whl", "same project, version and tags"),
+        (f"{H2}  a-01.0-py3-none-any.whl", "same project, version and tags"),
+    ],
+)
+def test_duplicates_and_collisions_refused(second: str, reason: str) -> None:
+    error = refused(body(f"{H1}  a-1.0-py3-none-any.whl", second))
+    assert error.line == 6
+    assert reason in str(error)
+
+
+def test_normalisation_collision_foo_bar() -> None:
+    error = refused(
+        body(f"{H1}  Foo_Bar-1.0-py3-none-any.whl", f"{H2}  foo_bar-1.0-py3-none-any.whl")
+    )
+    assert "Foo_Bar-1.0-py3-none-any.whl" in str(error)
+
+
+def test_distinct_tags_and_builds_are_not_collisions() -> None:
+    parsed = hashlist.parse(
+        body(
+            f"{H1}  a-1.0-py3-none-any.whl",
+            f"{H2}  a-1.0-cp311-cp311-manylinux_2_17_x86_64.whl",
+            f"{H3}  a-1.0-1-py3-none-any.whl",
+        )
+    )
+    assert len(parsed.entries) == 3
+
+
+@pytest.mark.parametrize(
+    ("data", "reason", "line"),
+    [
+        (b"\xef\xbb\xbf" + body(f"{H1}  a-1.0-py3-none-any.whl"), "byte order mark", 1),
+        (body(f"{H1}  a-1.0-py3-none-any.whl").replace(b"\n", b"\r\n"), "carriage return", 1),
+        (
+            body(f"{H1}  caf\xc3\xa9-1.0-py3-none-any.whl".encode("latin-1").decode("latin-1")),
+            "non-ASCII",
+            5,
+        ),
+        (body(f"{H1}  a-1.0-py3-none-any.whl\x00"), "control character", 5),
+        (body(f"{H1}  a-1.0-py3-none-any.whl\t"), "control character", 5),
+    ],
+)
+def test_byte_level_refusals(data: bytes, reason: str, line: int) -> None:
+    error = refused(data)
+    assert reason in str(error)
+    assert error.line == line
+
+
+def test_empty_and_entryless_lists() -> None:
+    assert "empty" in str(refused(b""))
+    assert "empty" in str(refused(b"\n\n"))
+    assert "no entries" in str(refused(HEADER.encode()))
+
+
+def test_size_cap() -> None:
+    data = body(f"{H1}  a-1.0-py3-none-any.whl")
+    assert "max-list-bytes" in str(refused(data, max_bytes=len(data) - 1))
+    assert hashlist.parse(data, max_bytes=len(data)).entries
+
+
+@pytest.mark.parametrize(
+    ("header", "reason", "line"),
+    [
+        ("# serial: 7\n# safepip-list: 1\n", "must be the first line", 2),
+        ("# safepip-list: 2\n# serial: 1\n", "must be the first line (found '2')", 1),
+        (
+            "# safepip-list: 1\n# serial: -1\n# issued: 2026-11-01T00:00:00Z\n"
+            "# expires: 2026-12-01T00:00:00Z\n",
+            "not a non-negative integer",
+            2,
+        ),
+        (
+            "# safepip-list: 1\n# serial: 07\n# issued: 2026-11-01T00:00:00Z\n"
+            "# expires: 2026-12-01T00:00:00Z\n",
+            "not a non-negative integer",
+            2,
+        ),
+        (
+            "# safepip-list: 1\n# serial: 1\n# issued: 2026-11-01\n"
+            "# expires: 2026-12-01T00:00:00Z\n",
+            "issued: '2026-11-01' is not a UTC time",
+            3,
+        ),
+        ("# safepip-list: 1\n# serial: 1\n# issued: 2026-11-01T00:00:00Z\n", "no '# expires:'", 4),
+        ("# safepip-list: 1\n# serial: 1\n# serial: 2\n", "second '# serial:'", 3),
+    ],
+)
+def test_header_refusals_name_the_line(header: str, reason: str, line: int) -> None:
+    error = refused(body(f"{H1}  a-1.0-py3-none-any.whl", header=header))
+    assert reason in str(error)
+    assert error.line == line
+
+
+def test_legacy_list_needs_freshness_off() -> None:
+    legacy = f"{H1}  a-1.0-py3-none-any.whl\n".encode()
+    error = refused(legacy)
+    assert "legacy" in str(error) and error.line == 1
+    assert "require-freshness = false" in error.hint
+    parsed = hashlist.parse(legacy, require_freshness=False)
+    assert parsed.legacy and parsed.header.serial is None
+
+
+NOW = datetime(2026, 11, 15, tzinfo=timezone.utc)
+
+
+def header(issued: str, expires: str) -> hashlist.Header:
+    parse = hashlist._parse_time  # the same parser the list uses
+    return hashlist.Header(1, 1, parse(issued, "issued", 1), parse(expires, "expires", 1))
+
+
+@pytest.mark.parametrize(
+    ("issued", "expires", "reason"),
+    [
+        ("2026-10-01T00:00:00Z", "2026-11-14T23:59:59Z", "expired"),
+        ("2026-10-01T00:00:00Z", "2026-11-15T00:00:00Z", "expired"),
+        ("2026-11-15T01:00:00Z", "2026-12-01T00:00:00Z", "issued in the future"),
+        ("2026-11-15T00:04:00Z", "2026-11-15T00:02:00Z", "before it was issued"),
+        ("2026-11-01T00:00:00Z", "2027-12-01T00:00:00Z", "above max-validity-days (365)"),
+    ],
+)
+def test_judge_header_refusals(issued: str, expires: str, reason: str) -> None:
+    with pytest.raises(FreshnessError, match=re.escape(reason)):
+        hashlist.judge_header(header(issued, expires), now=NOW, max_validity_days=365, legacy=False)
+
+
+def test_judge_header_accepts_fresh_and_small_skew() -> None:
+    hashlist.judge_header(
+        header("2026-11-15T00:04:00Z", "2026-12-01T00:00:00Z"),
+        now=NOW,
+        max_validity_days=365,
+        legacy=False,
+    )
