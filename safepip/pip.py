@@ -1,0 +1,473 @@
+"""The pip subprocess: resolve what would be installed, then install vetted wheels.
+
+This is the only module of safepip that runs pip, and it never imports pip: pip runs as
+``python -I -m pip --isolated …`` (DESIGN.md §5, steps 5 and 7) with argv lists, no shell, and an
+environment from :func:`scrubbed_environment`, so that nothing on the machine can change what pip
+installs or where it looks (THREATS.md class F):
+
+- ``python -I`` ignores every ``PYTHON*`` variable, the user site and the current directory;
+- ``--isolated`` makes pip ignore ``PIP_*`` variables and the *user* config file;
+- ``PIP_CONFIG_FILE=os.devnull`` makes pip skip *every* config file, including the global
+  (``/etc/pip.conf``) and site (``<prefix>/pip.conf``) ones that ``--isolated`` still reads;
+- the scrubbed environment drops ``PIP_*``, ``_PIP_*`` and ``PYTHON*`` variables as well, because
+  with ``--python TARGET`` pip re-runs itself under TARGET *without* ``-I`` or ``--isolated`` on
+  the interpreter: only the environment protects that second process.
+
+pip runs in a session of its own, so that a timeout or an interrupt ends pip *and* the process
+it starts under ``--python``: a run leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import unquote, urlsplit
+
+from packaging.utils import canonicalize_name
+
+from safepip.errors import PipError, UsageError
+
+__all__ = [
+    "MINIMUM_PIP",
+    "ResolvedArtifact",
+    "install",
+    "pip_version",
+    "resolve",
+    "scrubbed_environment",
+]
+
+#: The oldest pip safepip supports: ``--python`` needs 22.3 and report format 1 needs 23.0.
+MINIMUM_PIP: Final = (23, 0)
+
+#: What safepip sets for pip, after every inherited ``PIP_*`` variable was removed.
+_OURS: Final = {
+    "PIP_CONFIG_FILE": os.devnull,
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    "PIP_NO_INPUT": "1",
+    "PYTHONNOUSERSITE": "1",
+}
+#: Prefixes (compared in upper case) of variables that configure pip or the Python it runs under.
+#: ``_PIP_RUNNING_IN_SUBPROCESS`` would make ``--python`` install into safepip's own environment;
+#: ``PYTHON*`` reaches the interpreter that ``--python`` starts without ``-I``.
+_DROPPED_PREFIXES: Final = ("PIP_", "_PIP_", "PYTHON")
+#: Other variables that change what pip trusts or which interpreter runs. ``REQUESTS_CA_BUNDLE``
+#: and ``CURL_CA_BUNDLE`` would silently override ``--cert`` in pip's HTTP client: the CA bundle
+#: is safepip's ``cert`` setting and nothing else. ``__PYVENV_LAUNCHER__`` (macOS) changes what an
+#: interpreter believes its own executable, hence its environment, to be.
+_DROPPED_NAMES: Final = frozenset({"REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "__PYVENV_LAUNCHER__"})
+
+_REPORT_VERSION: Final = "1"
+_SHA256_RE: Final = re.compile(r"[0-9a-f]{64}")
+_MAX_MESSAGE: Final = 300
+#: How long an interrupted pip gets to stop on its own before it is killed.
+_GRACE_SECONDS: Final = 5.0
+_VERSION_TIMEOUT: Final = 60.0
+
+_HINT_OLD_PIP: Final = (
+    "safepip needs pip {minimum} or newer in its own environment: "
+    "`{python} -m pip install --upgrade pip`"
+)
+
+
+@dataclass(frozen=True)
+class ResolvedArtifact:
+    """One distribution pip would install, as its installation report says.
+
+    ``name`` is canonical (PEP 503); ``filename`` is the last path segment of ``url``,
+    URL-unquoted; ``sha256`` is the hash the report carries (from the index link or computed by
+    pip), if any; ``requested`` tells a requirement from a dependency.
+    """
+
+    name: str
+    version: str
+    url: str
+    filename: str
+    sha256: str | None
+    requested: bool
+
+
+def scrubbed_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """A copy of ``environ`` in which nothing configures pip or the Python it runs under.
+
+    Every ``PIP_*`` / ``_PIP_*`` / ``PYTHON*`` variable (in any case), ``REQUESTS_CA_BUNDLE``,
+    ``CURL_CA_BUNDLE`` and ``__PYVENV_LAUNCHER__`` are removed; then safepip's own are set:
+    ``PIP_CONFIG_FILE=os.devnull`` (no pip config file at any level is read),
+    ``PIP_DISABLE_PIP_VERSION_CHECK=1``, ``PIP_NO_INPUT=1`` and ``PYTHONNOUSERSITE=1``.
+    Everything else (``PATH``, ``HOME``, proxies, locale, ``SSL_CERT_FILE``) is kept.
+    """
+    kept = {
+        name: value
+        for name, value in environ.items()
+        if not name.upper().startswith(_DROPPED_PREFIXES) and name.upper() not in _DROPPED_NAMES
+    }
+    kept.update(_OURS)
+    return kept
+
+
+def pip_version(
+    python: str = sys.executable, *, environ: Mapping[str, str] | None = None
+) -> tuple[int, ...]:
+    """The release of the pip that ``python -I -m pip`` runs, such as ``(23, 2, 1)``.
+
+    safepip always runs the pip of its own interpreter (``sys.executable``), also for
+    ``--python``: that is the default. ``environ`` (default: this process's) is scrubbed first.
+
+    Raises:
+        PipError: ``python`` has no usable pip.
+    """
+    env = scrubbed_environment(os.environ if environ is None else environ)
+    argv = [python, "-I", "-m", "pip", "--version"]
+    returncode, output = _run(argv, env=env, timeout=_VERSION_TIMEOUT, log=None)
+    match = re.search(r"^pip (\d+(?:\.\d+)*)", output, re.MULTILINE)
+    if returncode != 0 or match is None:
+        raise PipError(
+            f"cannot run pip with {python}: {_summary(output)}",
+            hint=_HINT_OLD_PIP.format(minimum=_dotted(MINIMUM_PIP), python=python),
+        )
+    return tuple(int(part) for part in match.group(1).split("."))
+
+
+def resolve(
+    requirements_file: Path,
+    *,
+    index_url: str,
+    python_target: str | None,
+    environ: Mapping[str, str],
+    cafile: str | None,
+    timeout: float,
+    log: Callable[[str], None] | None = None,
+) -> list[ResolvedArtifact]:
+    """What pip would install for ``requirements_file`` from ``index_url``, wheels only.
+
+    Runs ``pip install --dry-run --ignore-installed --only-binary :all: --report`` (nothing is
+    installed or built) for ``python_target`` (default: safepip's interpreter), so environment
+    markers and ``Requires-Python`` are judged for the interpreter that will receive the install.
+    ``timeout`` bounds the whole run, in seconds.
+
+    Raises:
+        UsageError: ``python_target`` is not an executable file.
+        PipError: pip failed (for example, no matching distribution: the message names the
+            requirement pip named), timed out, or wrote a report safepip does not understand.
+    """
+    with tempfile.TemporaryDirectory(prefix="safepip-report-") as scratch:
+        report = Path(scratch) / "report.json"
+        argv = [
+            *_pip_prefix(python_target),
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--only-binary",
+            ":all:",
+            "--no-cache-dir",
+            "--index-url",
+            index_url,
+            "--report",
+            str(report),
+            "--quiet",
+        ]
+        if cafile is not None:
+            argv += ["--cert", cafile]
+        argv += ["-r", str(Path(requirements_file).absolute())]
+        returncode, output = _run(argv, env=scrubbed_environment(environ), timeout=timeout, log=log)
+        if returncode != 0:
+            raise PipError(
+                f"pip could not resolve the requirements: {_summary(output)}",
+                hint=_failure_hint(output),
+            )
+        try:
+            document = json.loads(report.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise PipError(f"pip wrote no readable installation report: {exc}") from exc
+    return _parse_report(document)
+
+
+def install(
+    wheel_dir: Path,
+    requirements_file: Path,
+    *,
+    python_target: str | None,
+    target_dir: Path | None,
+    environ: Mapping[str, str],
+    log: Callable[[str], None] | None = None,
+) -> None:
+    """Install exactly the wheels pinned (with hashes) in ``requirements_file`` from ``wheel_dir``.
+
+    No index, no dependencies, hashes required (pip re-hashes every wheel: the second, independent
+    check), wheels only, no cache, and ``--force-reinstall`` so that an installed copy of the same
+    version is replaced by the vetted wheel rather than accepted unverified. With ``target_dir``,
+    ``--upgrade`` as well: without it pip keeps a package folder that already exists there.
+    pip's default byte-compilation is kept.
+
+    Raises:
+        UsageError: ``python_target`` is not an executable file.
+        PipError: pip failed; the message summarises pip's error (``-v`` shows all of it).
+    """
+    argv = [
+        *_pip_prefix(python_target),
+        "install",
+        "--no-index",
+        "--find-links",
+        str(Path(wheel_dir).absolute()),
+        "--no-deps",
+        "--require-hashes",
+        "--only-binary",
+        ":all:",
+        "--no-cache-dir",
+        "--force-reinstall",
+    ]
+    if target_dir is not None:
+        argv += ["--target", str(Path(target_dir).absolute()), "--upgrade"]
+    argv += ["-r", str(Path(requirements_file).absolute())]
+    returncode, output = _run(argv, env=scrubbed_environment(environ), timeout=None, log=log)
+    if returncode != 0:
+        raise PipError(
+            f"pip failed to install the vetted wheels: {_summary(output)}",
+            hint=_failure_hint(output),
+        )
+
+
+def _parse_report(document: object) -> list[ResolvedArtifact]:
+    """The artifacts of a pip installation report (format version 1).
+
+    Raises:
+        PipError: the report is not format 1 or lacks what safepip needs.
+    """
+    if not isinstance(document, dict):
+        raise PipError("pip's installation report is not a JSON object")
+    version = document.get("version")
+    if version != _REPORT_VERSION:
+        raise PipError(
+            f"pip's installation report has format version {version!r}; "
+            f"safepip understands {_REPORT_VERSION!r}",
+            hint="use a pip that safepip supports (23.0 or newer), or upgrade safepip",
+        )
+    items = document.get("install")
+    if not isinstance(items, list):
+        raise PipError("pip's installation report has no `install` list")
+    return [_artifact(item, position) for position, item in enumerate(items)]
+
+
+def _artifact(item: object, position: int) -> ResolvedArtifact:
+    where = f"pip's installation report, install[{position}]"
+    metadata = _mapping(item, "metadata", where)
+    download = _mapping(item, "download_info", where)
+    name = _string(metadata, "name", where)
+    version = _string(metadata, "version", where)
+    url = _string(download, "url", where)
+    archive = download.get("archive_info")
+    sha256 = _archive_sha256(archive) if isinstance(archive, dict) else None
+    requested = item.get("requested", False) if isinstance(item, dict) else False
+    return ResolvedArtifact(
+        name=canonicalize_name(name),
+        version=version,
+        url=url,
+        filename=unquote(urlsplit(url).path.rsplit("/", 1)[-1]),
+        sha256=sha256,
+        requested=requested is True,
+    )
+
+
+def _mapping(item: object, key: str, where: str) -> dict[str, Any]:
+    value = item.get(key) if isinstance(item, dict) else None
+    if not isinstance(value, dict):
+        raise PipError(f"{where} has no `{key}` object")
+    return value
+
+
+def _string(mapping: Mapping[str, Any], key: str, where: str) -> str:
+    value = mapping.get(key)
+    if not isinstance(value, str) or not value:
+        raise PipError(f"{where} has no `{key}` string")
+    return value
+
+
+def _archive_sha256(archive: Mapping[str, Any]) -> str | None:
+    """``archive_info.hashes.sha256``, else the legacy ``hash: "sha256=…"``; lower-case hex."""
+    hashes = archive.get("hashes")
+    candidate: object = hashes.get("sha256") if isinstance(hashes, dict) else None
+    if candidate is None:
+        legacy = archive.get("hash")
+        if isinstance(legacy, str) and legacy.startswith("sha256="):
+            candidate = legacy.removeprefix("sha256=")
+    if isinstance(candidate, str) and _SHA256_RE.fullmatch(candidate.lower()):
+        return candidate.lower()
+    return None
+
+
+def _pip_prefix(python_target: str | None) -> list[str]:
+    """``python -I -m pip --isolated [--python TARGET]``, with TARGET checked first."""
+    if not sys.executable:
+        raise PipError(
+            "cannot tell which Python runs safepip (sys.executable is empty)",
+            hint="run safepip from a regular Python installation or virtual environment",
+        )
+    prefix = [
+        sys.executable,
+        "-I",
+        "-m",
+        "pip",
+        "--isolated",
+        "--disable-pip-version-check",
+        "--no-input",
+    ]
+    if python_target is not None:
+        prefix += ["--python", _checked_interpreter(python_target)]
+    return prefix
+
+
+def _checked_interpreter(python: str) -> str:
+    """The absolute path of ``python`` (symlinks kept: a venv's python is one), if executable."""
+    path = Path(python).absolute()
+    if path.is_dir():
+        raise UsageError(
+            f"--python {python}: is a directory, not an interpreter",
+            hint=f"pass the interpreter itself, for example {Path(python) / 'bin' / 'python'}",
+        )
+    if not path.is_file():
+        raise UsageError(
+            f"--python {python}: no such file",
+            hint="pass the path of a Python interpreter, for example .venv/bin/python",
+        )
+    if not os.access(path, os.X_OK):
+        raise UsageError(
+            f"--python {python}: is not executable",
+            hint="pass the path of a Python interpreter, for example .venv/bin/python",
+        )
+    return str(path)
+
+
+def _run(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    timeout: float | None,
+    log: Callable[[str], None] | None,
+) -> tuple[int, str]:
+    """Run ``argv``; return its exit code and combined output. Ends the whole session on exit."""
+    if log is not None:
+        log(_redacted(shlex.join(argv)))
+    try:
+        process = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=dict(env),
+            encoding="utf-8",
+            errors="replace",
+            start_new_session=os.name == "posix",
+        )
+    except OSError as exc:
+        raise PipError(f"cannot run {argv[0]}: {exc.strerror or exc}") from exc
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        _stop(process, graceful=False)
+        raise PipError(
+            f"pip did not finish within {timeout:g} s",
+            hint="check that the index answers, or raise the timeout",
+        ) from exc
+    except BaseException:  # an interrupt: stop pip and its children before passing it on
+        _stop(process, graceful=True)
+        raise
+    if log is not None and output:
+        log(output.rstrip("\n"))
+    return process.returncode, output
+
+
+def _stop(process: subprocess.Popen[str], *, graceful: bool) -> None:
+    """End ``process`` and everything in its session, then reap it."""
+    if graceful:
+        _signal_group(process, signal.SIGINT)
+        try:
+            process.communicate(timeout=_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            pass
+        else:
+            return
+    _signal_group(process, signal.SIGKILL if os.name == "posix" else signal.SIGTERM)
+    process.communicate()
+
+
+def _signal_group(process: subprocess.Popen[str], signum: int) -> None:
+    try:
+        if os.name == "posix":
+            os.killpg(process.pid, signum)
+        else:  # pragma: no cover - Windows has no process groups to signal
+            process.kill()
+    except ProcessLookupError:
+        pass
+
+
+def _redacted(text: str) -> str:
+    """``https://user:secret@host/…`` → ``https://****@host/…`` in a command line for the log."""
+    return re.sub(r"(?<=://)[^/@\s]+@", "****@", text)
+
+
+def _summary(output: str) -> str:
+    """pip's failure in one line, naming the requirement when pip did."""
+    lines = [line.rstrip() for line in output.splitlines() if line.strip()]
+    errors = [line.removeprefix("ERROR:").strip() for line in lines if line.startswith("ERROR:")]
+    if any("DO NOT MATCH THE HASHES" in error for error in errors):
+        return _hash_summary(lines)
+    useful = [
+        error
+        for error in errors
+        if error and error != "Exception:" and not error.startswith("ResolutionImpossible")
+    ]
+    if useful:
+        summary = useful[0]
+    elif lines:
+        summary = lines[-1].strip()
+    else:
+        summary = "pip exited without a message"
+    return _one_line(summary)
+
+
+def _hash_summary(lines: Sequence[str]) -> str:
+    """``beta==2.1 (expected sha256 …, got …)`` for each mismatch pip listed."""
+    found: list[str] = []
+    for index, line in enumerate(lines):
+        match = re.match(r"\s+(\S+) from \S+", line)
+        if match is None:
+            continue
+        following = " ".join(lines[index + 1 : index + 3])
+        expected = re.search(r"Expected sha256 ([0-9a-f]+)", following)
+        got = re.search(r"Got\s+([0-9a-f]+)", following)
+        detail = (
+            f" (expected sha256 {expected.group(1)}, got {got.group(1)})"
+            if expected and got
+            else ""
+        )
+        found.append(f"{match.group(1)}{detail}")
+    what = "; ".join(found) if found else "a wheel"
+    return _one_line(f"pip's re-hash does not match the vetted hash: {what}")
+
+
+def _failure_hint(output: str) -> str | None:
+    if re.search(r"no such option: --(python|report|dry-run)", output):
+        return _HINT_OLD_PIP.format(minimum=_dotted(MINIMUM_PIP), python=sys.executable)
+    if re.search(r"No module named pip\b", output):
+        return _HINT_OLD_PIP.format(minimum=_dotted(MINIMUM_PIP), python=sys.executable)
+    if "DO NOT MATCH THE HASHES" in output:
+        return "a vetted wheel changed after safepip hashed it; run again, and check the disk"
+    return None
+
+
+def _one_line(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= _MAX_MESSAGE else flat[: _MAX_MESSAGE - 1] + "…"
+
+
+def _dotted(version: tuple[int, ...]) -> str:
+    return ".".join(str(part) for part in version)

@@ -1,0 +1,573 @@
+"""Typosquat verdicts: does a project name imitate a much more popular one? (pure)
+
+A name is suspicious when it is *rare* (not on the popular list, not allowed by the caller) and a
+small, recognisable change turns it into a *popular* name: the families real PyPI attacks use.
+
+* visual confusions (``djang0``, ``reqeusts`` is not one: see transpositions): ``0``/``o``,
+  ``1``/``l``/``i``, ``rn``/``m``, ``vv``/``w``;
+* separator games (``pythondateutil``, ``beautiful-soup4``);
+* reordered words (``dateutil-python``);
+* affixes added, dropped or swapped (``python3-dateutil``, ``colorama-py``, ``requests2``);
+* adjacent letters swapped (``reqeusts``);
+* one letter added, dropped (``urlib3``), doubled, or changed (``colourama``, ``reqursts``),
+  with keyboard neighbours told apart from other letters.
+
+Popularity is a rank (0 is the most downloaded). Each family has a rank limit: the looser the
+resemblance, the more popular the imitated name must be before the resemblance means anything
+(a random rare name is one letter away from *some* popular name surprisingly often). Names that
+are themselves popular, and names the caller knows (the signed list, ``allow-names``), are never
+flagged.
+
+Speed matters because ``safepip check`` runs in pre-commit hooks: set-up is a few dictionaries
+built in one pass over the list, and every family is checked by generating the query's own
+variants (a few dozen strings) and looking them up, except single edits, which use a small
+pigeonhole index (see :class:`_EditIndex`) built on first use over the names popular enough to
+be imitated that way.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Final, Literal
+
+from packaging.utils import canonicalize_name
+
+from safepip.errors import ConfigError
+
+__all__ = ["NameVerdict", "TyposquatIndex"]
+
+# Rank limits (exclusive, 0-based) per family. A resemblance only counts when the imitated name
+# is at least this popular. Tuned on tests/data/typosquat-incidents.tsv (recall) and on real
+# PyPI names outside the list (false positives); see tests/test_typosquat.py.
+_LIMIT_STRONG: Final = 10_000  # visual confusion, separators, reordered words, swapped letters
+_LIMIT_NEAR_EDIT: Final = 5_000  # doubled / undoubled letter, keyboard neighbour, plural `s`
+_LIMIT_EDIT: Final = 1_000  # any other added, dropped or changed letter
+_LIMIT_AFFIX: Final = 200  # python-/py/-py/... added to or swapped in a popular name
+_LIMIT_TWO_EDITS: Final = 1_000  # two slips in one long name (``requetses``)
+# Dropping an affix usually lands on another real project (``jenkins``, ``matplot``), and a
+# version digit is how forks are named (``pkginfo2``), so for those only the very top names count:
+# ``urllib`` for ``urllib3``, ``requests2``.
+_LIMIT_AFFIX_DROPPED: Final = 100
+
+# Shorter names are left alone by the looser families: among 3- and 4-letter names almost every
+# name is one letter from a popular one, so the resemblance says nothing.
+_MIN_LEN_NEAR: Final = 5  # length of the popular name, for keyboard neighbours, doubled letters
+_MIN_LEN_EDIT: Final = 7  # for any other added, dropped or changed letter
+_MIN_LEN_TWO_EDITS: Final = 8  # for two slips
+_MIN_LEN_STRONG: Final = 4  # for visual confusions
+_MIN_LEN_SWAP: Final = 5  # for swapped letters (``pyod``/``pydo`` are both projects)
+_MIN_CORE_AFFIX: Final = 4  # what is left of a name once the affix is taken off
+
+# (what the attacker writes, what the popular name has); both directions are listed on purpose:
+# ``pyyaml`` → ``pyyami`` and ``jpype1`` → ``jpypel`` are both attacks.
+_CONFUSIONS: Final = (
+    ("0", "o"),
+    ("o", "0"),
+    ("1", "l"),
+    ("l", "1"),
+    ("1", "i"),
+    ("i", "1"),
+    ("l", "i"),
+    ("i", "l"),
+    ("rn", "m"),
+    ("m", "rn"),
+    ("vv", "w"),
+    ("w", "vv"),
+)
+
+# Affixes of real attacks (``python3-dateutil``, ``py-requests``, ``requests-py``, ``urllib4``
+# is an edit): checked longest first so that ``python3-`` wins over ``py``.
+_PREFIXES: Final = ("python3-", "python-", "python3", "python", "py-", "py", "lib-", "lib")
+_SUFFIXES: Final = ("-python3", "-python", "-py3", "-py", "py", "-lib", "lib", "-dev", "2", "3")
+
+_QWERTY_ROWS: Final = ("1234567890", "qwertyuiop", "asdfghjkl", "zxcvbnm")
+
+_NAME_RE: Final = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+
+
+def _keyboard_neighbours() -> dict[str, frozenset[str]]:
+    """Map each key of a QWERTY keyboard to the keys around it (same row and the rows next)."""
+    position = {ch: (r, c) for r, row in enumerate(_QWERTY_ROWS) for c, ch in enumerate(row)}
+    near: dict[str, set[str]] = {ch: set() for ch in position}
+    for a, (ra, ca) in position.items():
+        for b, (rb, cb) in position.items():
+            # Rows are staggered by about half a key, so the row below is shifted left.
+            if a != b and abs(ra - rb) <= 1 and -1 <= cb - ca + (rb - ra) * 0.5 <= 1:
+                near[a].add(b)
+    return {ch: frozenset(keys) for ch, keys in near.items()}
+
+
+_NEAR_KEYS: Final = _keyboard_neighbours()
+
+
+@dataclass(frozen=True)
+class NameVerdict:
+    """The verdict on one project name.
+
+    ``name`` is canonical (PEP 503). ``similar_to`` and ``reason`` are set when the verdict is
+    ``typosquat``: the popular name imitated, and the change in plain words.
+    """
+
+    name: str
+    verdict: Literal["ok", "typosquat"]
+    similar_to: str | None = None
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, str | None]:
+        """The verdict as the JSON object of ``safepip names --format json``."""
+        return {
+            "name": self.name,
+            "verdict": self.verdict,
+            "similar_to": self.similar_to,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class _Match:
+    """A popular name the query resembles: its rank, and the resemblance in plain words."""
+
+    target: str
+    rank: int
+    reason: str
+
+
+class TyposquatIndex:
+    """Popular project names, ready to tell whether another name imitates one of them."""
+
+    def __init__(self, popular: Sequence[str]) -> None:
+        """Index ``popular`` names, most popular first (duplicates keep their first rank).
+
+        Names are canonicalised here; nothing is raised for odd names, which simply never match.
+        """
+        rank: dict[str, int] = {}
+        for name in popular:
+            rank.setdefault(canonicalize_name(name), len(rank))
+        self._rank = rank
+        self._names = tuple(rank)
+        # Without separators, ``python-dateutil`` and ``pythondateutil`` meet; the most popular
+        # name keeps the key (setdefault, in rank order).
+        unseparated: dict[str, int] = {}
+        for name, r in rank.items():
+            if "-" in name:
+                unseparated.setdefault(name.replace("-", ""), r)
+        self._unseparated = unseparated
+        self._edit_index: _EditIndex | None = None
+        self._affix_index: dict[str, int] | None = None
+        self._two_edit_index: dict[str, list[str]] | None = None
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    @classmethod
+    def bundled(cls) -> TyposquatIndex:
+        """The index of the snapshot shipped in ``safepip/data/popular-names.txt`` (cached).
+
+        Raises :class:`ConfigError` if the packaged file is missing or empty (a broken install).
+        """
+        return _bundled_index()
+
+    @classmethod
+    def from_file(cls, path: Path) -> TyposquatIndex:
+        """An index of the names in ``path``: one a line, most popular first, ``#`` comments.
+
+        Raises :class:`ConfigError` naming ``path`` when it cannot be read, is not UTF-8, holds
+        something that is not a project name, or holds no name at all.
+        """
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ConfigError(
+                f"popular-names file {path}: cannot read it: {reason}",
+                hint="set `popular-names` to a readable file, one project name a line",
+            ) from exc
+        return cls(_parse_names(text, str(path)))
+
+    def check(self, name: str, *, known: Iterable[str] = ()) -> NameVerdict:
+        """The verdict on ``name``; names in ``known`` (any spelling) are never flagged.
+
+        Non-ASCII names get ``ok``: they are refused before this check, by the caller. Nothing
+        is raised.
+        """
+        canonical = canonicalize_name(name)
+        if not name.isascii() or canonical in self._rank:
+            return NameVerdict(canonical, "ok")
+        if canonical in {canonicalize_name(k) for k in known}:
+            return NameVerdict(canonical, "ok")
+        best = min(self._matches(canonical), key=lambda m: m.rank, default=None)
+        if best is None:
+            return NameVerdict(canonical, "ok")
+        return NameVerdict(canonical, "typosquat", best.target, best.reason)
+
+    # -- families ---------------------------------------------------------------------------
+
+    def _matches(self, name: str) -> Iterator[_Match]:
+        """Every popular name that ``name`` (canonical, not popular) resembles closely enough."""
+        yield from self._visual(name)
+        yield from self._separators(name)
+        yield from self._reordered(name)
+        yield from self._swapped(name)
+        yield from self._affixes(name)
+        yield from self._edits(name)
+        yield from self._two_edits(name)
+
+    def _popular(self, candidate: str, limit: int) -> int | None:
+        """The rank of ``candidate`` if it is popular within ``limit``, else ``None``."""
+        r = self._rank.get(candidate)
+        return r if r is not None and r < limit else None
+
+    def _visual(self, name: str) -> Iterator[_Match]:
+        """``djang0`` → ``django``: one kind of look-alike, replaced once or everywhere."""
+        if len(name) < _MIN_LEN_STRONG:
+            return
+        for fake, real in _CONFUSIONS:
+            for candidate in _replacements(name, fake, real):
+                r = self._popular(candidate, _LIMIT_STRONG)
+                if r is not None:
+                    yield _Match(candidate, r, f"`{fake}` for `{real}`")
+
+    def _separators(self, name: str) -> Iterator[_Match]:
+        """``pythondateutil``, ``beautiful-soup4``: the same letters, separators moved."""
+        bare = name.replace("-", "")
+        r = self._popular(bare, _LIMIT_STRONG) if bare != name else None
+        if r is None:
+            r = self._unseparated.get(bare)
+            if r is None or r >= _LIMIT_STRONG:
+                return
+        target = self._names[r]
+        if target == name:
+            return
+        have, want = name.count("-"), target.count("-")
+        if have < want:
+            reason = "separator removed" if want - have == 1 else "separators removed"
+        elif have > want:
+            reason = "separator added" if have - want == 1 else "separators added"
+        else:
+            reason = "separator moved"
+        yield _Match(target, r, reason)
+
+    def _reordered(self, name: str) -> Iterator[_Match]:
+        """``dateutil-python`` → ``python-dateutil``: the same words in another order."""
+        words = name.split("-")
+        if not 2 <= len(words) <= 4:  # 4 words: 23 orders to try; more is not worth it
+            return
+        for order in itertools.permutations(words):
+            candidate = "-".join(order)
+            if candidate != name:
+                r = self._popular(candidate, _LIMIT_STRONG)
+                if r is not None:
+                    yield _Match(candidate, r, "words reordered")
+
+    def _swapped(self, name: str) -> Iterator[_Match]:
+        """``reqeusts`` → ``requests``: two adjacent characters swapped."""
+        if len(name) < _MIN_LEN_SWAP:
+            return
+        for i in range(len(name) - 1):
+            a, b = name[i], name[i + 1]
+            if a == b or "-" in (a, b):
+                continue
+            candidate = name[:i] + b + a + name[i + 2 :]
+            r = self._popular(candidate, _LIMIT_STRONG)
+            if r is not None:
+                yield _Match(candidate, r, f"`{a}{b}` for `{b}{a}` (letters swapped)")
+
+    def _affixes(self, name: str) -> Iterator[_Match]:
+        """``python3-dateutil``, ``requests-py``, ``urllib``: an affix added, swapped, dropped."""
+        affix_index = self._affixes_by_core()
+        for core, added in _cores(name):
+            r = self._popular(core, _LIMIT_AFFIX_DROPPED if _is_version(added) else _LIMIT_AFFIX)
+            if r is not None:
+                yield _Match(core, r, f"{added} added")
+            r = affix_index.get(core)
+            if r is not None and self._names[r] != name and not _is_version(added):
+                target = self._names[r]
+                dropped = next(a for c, a in _cores(target) if c == core)
+                yield _Match(target, r, f"{dropped} replaced by {added}")
+        r = affix_index.get(name)
+        if r is not None and r < _LIMIT_AFFIX_DROPPED:
+            target = self._names[r]
+            dropped = next(a for c, a in _cores(target) if c == name)
+            if "prefix" not in dropped:  # ``mssql``, ``github``: shorter names are projects too
+                yield _Match(target, r, f"{dropped} dropped")
+
+    def _affixes_by_core(self) -> dict[str, int]:
+        """Popular names within the affix limit, keyed by what is left without their affix."""
+        if self._affix_index is None:
+            index: dict[str, int] = {}
+            for name in self._names[:_LIMIT_AFFIX]:
+                for core, _ in _cores(name):
+                    index.setdefault(core, self._rank[name])
+            self._affix_index = index
+        return self._affix_index
+
+    def _edits(self, name: str) -> Iterator[_Match]:
+        """One character added, dropped or changed, judged by how natural the slip is."""
+        if self._edit_index is None:
+            self._edit_index = _EditIndex(self._names[:_LIMIT_NEAR_EDIT])
+        for target in self._edit_index.within_one(name):
+            r = self._rank[target]
+            slip = _describe_edit(name, target)
+            if slip is not None and r < slip[1]:
+                yield _Match(target, r, slip[0])
+
+    def _two_edits(self, name: str) -> Iterator[_Match]:
+        """``requetses``, ``colouramas``: two slips in a long name imitating a top name."""
+        if self._two_edit_index is None:
+            index: dict[str, list[str]] = {}
+            for target in self._names[:_LIMIT_TWO_EDITS]:
+                if len(target) >= _MIN_LEN_TWO_EDITS:
+                    index.setdefault(target[:3], []).append(target)
+            self._two_edit_index = index
+        # Both slips after the first three characters: attackers keep the start recognisable,
+        # and requiring it keeps this family from matching unrelated long names.
+        for target in self._two_edit_index.get(name[:3], ()):
+            if abs(len(target) - len(name)) <= 2 and _osa_distance(name, target, 2) == 2:
+                # ``markdown-it-pyrs``: a longer name that merely extends a popular one is a
+                # project of its own, not a slip; and digits are version families.
+                extends = name.startswith(target) or target.startswith(name)
+                if extends or _short_word_changed(name, target):
+                    continue
+                if not any(ch.isdigit() for ch in _diff_chars(name, target)):
+                    yield _Match(target, self._rank[target], "two letters changed")
+
+
+class _EditIndex:
+    """Names reachable from a query by one insertion, deletion or substitution.
+
+    Pigeonhole: one edit leaves either the first half or the second half of the popular name
+    intact, at a known place in the query (the start, or the end). So each name is stored under
+    its length and its two halves, and a query of length ``n`` looks up 6 keys (lengths
+    ``n-1..n+1``), then verifies the few candidates. Building it costs two dictionary entries a
+    name, against ``len(name)`` for a deletion neighbourhood.
+    """
+
+    def __init__(self, names: Sequence[str]) -> None:
+        halves: dict[tuple[int, bool, str], list[str]] = {}
+        for name in names:
+            n = len(name)
+            h = n // 2
+            halves.setdefault((n, True, name[:h]), []).append(name)
+            halves.setdefault((n, False, name[h:]), []).append(name)
+        self._halves = halves
+
+    def within_one(self, query: str) -> set[str]:
+        """Indexed names at exactly one insertion, deletion or substitution from ``query``."""
+        found: set[str] = set()
+        for n in (len(query) - 1, len(query), len(query) + 1):
+            if n < 1:
+                continue
+            h = n // 2
+            for key in ((n, True, query[:h]), (n, False, query[len(query) - (n - h) :])):
+                for name in self._halves.get(key, ()):
+                    if name != query and _one_edit_apart(query, name):
+                        found.add(name)
+        return found
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    """Whether one insertion, deletion or substitution turns ``a`` into ``b``."""
+    if len(a) > len(b):
+        a, b = b, a
+    if len(b) - len(a) > 1:
+        return False
+    i = 0
+    while i < len(a) and a[i] == b[i]:
+        i += 1
+    if len(a) == len(b):
+        return a[i + 1 :] == b[i + 1 :]
+    return a[i:] == b[i + 1 :]
+
+
+def _osa_distance(a: str, b: str, limit: int) -> int:
+    """Optimal-string-alignment distance of ``a`` and ``b``, or ``limit + 1`` once beyond it."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    # The common prefix and suffix cost nothing: only the middles need the quadratic table.
+    i = 0
+    while i < min(len(a), len(b)) and a[i] == b[i]:
+        i += 1
+    j = 0
+    while j < min(len(a), len(b)) - i and a[-1 - j] == b[-1 - j]:
+        j += 1
+    a, b = a[i : len(a) - j], b[i : len(b) - j]
+    before: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                current[j] = min(current[j], before[j - 2] + 1)
+        if min(current) > limit:
+            return limit + 1
+        before, previous = previous, current
+    return min(previous[-1], limit + 1)
+
+
+def _short_word_changed(name: str, target: str) -> bool:
+    """Whether the first difference falls in a word of ``target`` under 5 letters.
+
+    Two changes in a short word rewrite the word (``apache-airflow-providers-fab`` / ``-ydb``):
+    that is another project of a family, not a slip of the fingers.
+    """
+    i = 0
+    while i < min(len(name), len(target)) and name[i] == target[i]:
+        i += 1
+    start = target.rfind("-", 0, i) + 1
+    end = target.find("-", i)
+    return (len(target) if end < 0 else end) - start < 5
+
+
+def _diff_chars(a: str, b: str) -> str:
+    """The characters of ``a`` and ``b`` outside their common prefix and suffix."""
+    i = 0
+    while i < min(len(a), len(b)) and a[i] == b[i]:
+        i += 1
+    j = 0
+    while j < min(len(a), len(b)) - i and a[-1 - j] == b[-1 - j]:
+        j += 1
+    return a[i : len(a) - j] + b[i : len(b) - j]
+
+
+def _describe_edit(name: str, target: str) -> tuple[str, int] | None:
+    """The slip turning ``target`` into ``name`` (one edit apart), and its rank limit.
+
+    ``None`` when the slip is not a typing mistake worth reporting: a digit added or dropped
+    (digit affixes are judged by :meth:`TyposquatIndex._affixes`), a separator (judged by
+    :meth:`TyposquatIndex._separators`), or a name too short for the resemblance to mean anything.
+    """
+    i = 0
+    while i < min(len(name), len(target)) and name[i] == target[i]:
+        i += 1
+    if len(name) == len(target):
+        return _describe_change(name, target, i)
+    if len(name) > len(target):  # a character added at i
+        return _describe_length_change(name, i, len(target), "added", "doubled")
+    return _describe_length_change(target, i, len(target), "dropped", "made single")
+
+
+def _describe_length_change(
+    longer: str, i: int, length: int, what: str, doubled: str
+) -> tuple[str, int] | None:
+    """A character of ``longer`` at ``i`` added or dropped, in a popular name of ``length``."""
+    ch = longer[i]
+    if ch.isdigit() or ch == "-" or length < _MIN_LEN_NEAR:
+        return None
+    if ch in (longer[i - 1 : i] + longer[i + 1 : i + 2]):
+        reason = f"`{ch}` doubled" if what == "added" else f"doubled `{ch}` made single"
+        return reason, _LIMIT_NEAR_EDIT
+    if length < _MIN_LEN_EDIT:
+        return None
+    if ch == "s" and longer[i + 1 : i + 2] in ("", "-"):  # ``torchvisions``, ``typing-extension``
+        return f"plural `s` {what}", _LIMIT_NEAR_EDIT
+    return f"`{ch}` {what}", _LIMIT_EDIT
+
+
+def _describe_change(name: str, target: str, i: int) -> tuple[str, int] | None:
+    """The slip of writing ``name[i]`` for ``target[i]``, and its rank limit."""
+    fake, real = name[i], target[i]
+    if "-" in (fake, real) or len(target) < _MIN_LEN_NEAR:
+        return None
+    near = fake in _NEAR_KEYS.get(real, ())
+    if real.isdigit():
+        # ``s4transfer`` is a slip; ``pyqt6`` and ``cu11`` are families: a digit counts only
+        # between letters, next to the real one on the keyboard.
+        inside = name[i - 1 : i].isalpha() and name[i + 1 : i + 4].isalpha() and i + 4 <= len(name)
+        near = near and fake.isdigit() and inside
+    elif fake.isdigit():  # ``r4quests``, ``req7ests``: the row above
+        near = near and real.isalpha()
+    if near:
+        return f"`{fake}` for `{real}` (keyboard neighbours)", _LIMIT_NEAR_EDIT
+    if fake.isdigit() or real.isdigit() or len(target) < _MIN_LEN_EDIT:
+        return None
+    return f"`{fake}` for `{real}` (one letter changed)", _LIMIT_EDIT
+
+
+def _replacements(name: str, fake: str, real: str) -> Iterator[str]:
+    """``name`` with ``fake`` replaced by ``real``: at each single place, then everywhere."""
+    start = name.find(fake)
+    if start < 0:
+        return
+    seen = 0
+    while start >= 0:
+        seen += 1
+        yield name[:start] + real + name[start + len(fake) :]
+        start = name.find(fake, start + 1)
+    if seen > 1:
+        yield name.replace(fake, real)
+
+
+def _cores(name: str) -> Iterator[tuple[str, str]]:
+    """What is left of ``name`` without one prefix and/or one suffix, with the affix described.
+
+    Yields nothing for a name without affixes, or whose remainder would be too short to be
+    anything but noise (``py`` + ``pi``).
+    """
+    heads = [("", name)] + [(p, name[len(p) :]) for p in _PREFIXES if name.startswith(p)]
+    for prefix, rest in heads:
+        tails = [("", rest)] + [(s, rest[: -len(s)]) for s in _SUFFIXES if rest.endswith(s)]
+        for suffix, remainder in tails:
+            core = remainder.strip("-")
+            if (prefix or suffix) and len(core) >= _MIN_CORE_AFFIX:
+                yield core, _affix_words(prefix, suffix)
+
+
+def _is_version(affix: str) -> bool:
+    """Whether the affix words describe a version digit: `2` or `3` as a suffix."""
+    return affix.startswith(("`2`", "`3`"))
+
+
+def _affix_words(prefix: str, suffix: str) -> str:
+    """``python-`` prefix / ``-py`` suffix / both, as words."""
+    parts = []
+    if prefix:
+        parts.append(f"`{prefix}` prefix")
+    if suffix:
+        parts.append(f"`{suffix}` suffix")
+    return " and ".join(parts)
+
+
+def _parse_names(text: str, origin: str) -> list[str]:
+    """Names from the text of a popular-names file; ``origin`` names the file in errors.
+
+    Raises :class:`ConfigError` on a line that is not a project name, or when there is none.
+    """
+    names: list[str] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if not _NAME_RE.match(line):
+            raise ConfigError(
+                f"popular-names file {origin}:{number}: not a project name: {line!r}",
+                hint="one project name a line, most popular first; `#` starts a comment",
+            )
+        names.append(line)
+    if not names:
+        raise ConfigError(
+            f"popular-names file {origin}: holds no project name",
+            hint="one project name a line, most popular first; `#` starts a comment",
+        )
+    return names
+
+
+@functools.cache
+def _bundled_index() -> TyposquatIndex:
+    """Load the bundled snapshot once per process."""
+    resource = resources.files("safepip").joinpath("data").joinpath("popular-names.txt")
+    try:
+        text = resource.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"bundled popular-names file {resource}: cannot read it: {exc}",
+            hint="reinstall safepip, or set `popular-names` to a file of your own",
+        ) from exc
+    return TyposquatIndex(_parse_names(text, str(resource)))

@@ -1,0 +1,595 @@
+"""safepip.fetch against real servers on 127.0.0.1: caps, deadlines, redirects, schemes, TLS.
+
+tests/ is a package, so the shared server is imported as ``from tests.server import ...``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from safepip import __version__
+from safepip.errors import FetchError
+from safepip.fetch import download, fetch_bytes, is_allowed_source, join_url
+from tests.server import LoopbackServer
+
+CAP = 1 << 20
+DEADLINE = 1.5
+# How long a refused call may take beyond its deadline (scheduling, slow CI machines).
+MARGIN = 1.0
+CONTENT = b"3f1c  certifi-2024.8.30-py3-none-any.whl\n" * 100
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left_behind() -> Iterator[None]:
+    """Every test must join what it started: servers and their handler threads."""
+    before = set(threading.enumerate())
+    yield
+    left = [t for t in threading.enumerate() if t not in before]
+    assert not left, f"threads left running: {left}"
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A served folder: a file, and a PEP 503 page for project foo."""
+    served = tmp_path / "served"
+    (served / "simple" / "foo").mkdir(parents=True)
+    (served / "list.txt").write_bytes(CONTENT)
+    (served / "simple" / "foo" / "index.html").write_bytes(b"<a href='../../foo.whl'>foo</a>\n")
+    return served
+
+
+@pytest.fixture
+def server(root: Path) -> Iterator[LoopbackServer]:
+    with LoopbackServer(root) as srv:
+        yield srv
+
+
+def fails(source: str, *, timeout: float = DEADLINE, max_bytes: int = CAP, **kw: object) -> str:
+    """Call fetch_bytes expecting FetchError; return its message after checking it is one line
+    and that the call kept to its deadline."""
+    start = time.monotonic()
+    with pytest.raises(FetchError) as info:
+        fetch_bytes(source, max_bytes=max_bytes, timeout=timeout, **kw)  # type: ignore[arg-type]
+    elapsed = time.monotonic() - start
+    assert elapsed < timeout + MARGIN, f"took {elapsed:.2f} s with a {timeout} s deadline"
+    message = str(info.value)
+    assert "\n" not in message and "Traceback" not in message
+    assert info.value.exit_code == 3
+    return message
+
+
+# --- success ----------------------------------------------------------------------------------
+
+
+def test_fetch_over_loopback_http(server: LoopbackServer) -> None:
+    data = fetch_bytes(server.url_for("list.txt"), max_bytes=CAP, timeout=DEADLINE)
+    assert data == CONTENT
+    assert server.requests == ["/list.txt"]
+    headers = server.request_headers[0]
+    assert headers["user-agent"] == f"safepip/{__version__}"
+    assert "accept-encoding" not in headers  # never invite a compressed body
+
+
+def test_directory_serves_index_html(server: LoopbackServer) -> None:
+    page = fetch_bytes(server.url_for("simple/foo/"), max_bytes=CAP, timeout=DEADLINE)
+    assert b"foo.whl" in page
+
+
+def test_localhost_name_is_loopback(server: LoopbackServer) -> None:
+    url = f"http://localhost:{server.port}/list.txt"
+    assert fetch_bytes(url, max_bytes=CAP, timeout=DEADLINE) == CONTENT
+
+
+def test_exactly_max_bytes_is_accepted(server: LoopbackServer) -> None:
+    assert fetch_bytes(server.url_for("list.txt"), max_bytes=len(CONTENT), timeout=DEADLINE)
+
+
+def test_file_url(root: Path) -> None:
+    url = (root / "list.txt").as_uri()
+    assert fetch_bytes(url, max_bytes=CAP, timeout=DEADLINE) == CONTENT
+
+
+def test_plain_absolute_path(root: Path) -> None:
+    assert fetch_bytes(str(root / "list.txt"), max_bytes=CAP, timeout=DEADLINE) == CONTENT
+
+
+def test_relative_path_is_taken_from_base_dir(root: Path) -> None:
+    got = fetch_bytes("simple/foo/index.html", base_dir=root, max_bytes=CAP, timeout=DEADLINE)
+    assert got.startswith(b"<a href")
+
+
+def test_relative_path_without_base_dir_is_taken_from_cwd(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(root)
+    assert fetch_bytes("list.txt", max_bytes=CAP, timeout=DEADLINE) == CONTENT
+
+
+# --- local files ------------------------------------------------------------------------------
+
+
+def test_missing_file_names_path(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.txt"
+    assert str(missing) in fails(str(missing))
+
+
+def test_local_file_over_cap_refused(root: Path) -> None:
+    path = root / "list.txt"
+    message = fails(str(path), max_bytes=len(CONTENT) - 1)
+    assert str(path) in message and "cap" in message
+
+
+def test_fifo_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    message = fails(str(fifo))  # opening a FIFO for reading would wait for a writer forever
+    assert str(fifo) in message and "regular file" in message
+
+
+def test_endless_device_refused() -> None:
+    assert "/dev/zero" in fails("/dev/zero")
+
+
+# --- size caps --------------------------------------------------------------------------------
+
+
+def test_content_length_over_cap_refused_before_reading(server: LoopbackServer) -> None:
+    server.oversized("/big", length=10**12)
+    url = server.url_for("big")
+    message = fails(url, max_bytes=1000)
+    assert url in message and "Content-Length" in message
+
+
+def test_endless_body_stops_at_cap(server: LoopbackServer) -> None:
+    server.endless("/endless")
+    url = server.url_for("endless")
+    message = fails(url, max_bytes=200_000)
+    assert url in message and "cap" in message
+
+
+def test_truncated_body_refused(server: LoopbackServer) -> None:
+    server.oversized("/short", length=100, body=b"x" * 10)
+    url = server.url_for("short")
+    message = fails(url)
+    assert url in message and "truncated" in message
+
+
+def test_gzip_content_encoding_refused(server: LoopbackServer) -> None:
+    server.gzip("/bomb", b"\0" * 5_000_000)
+    url = server.url_for("bomb")
+    message = fails(url)
+    assert url in message and "gzip" in message
+
+
+def test_html_error_page_with_200_is_just_bytes(server: LoopbackServer) -> None:
+    # Status 200 is success for fetch; the hash check upstream rejects these bytes.
+    server.html_error("/list.txt")
+    assert b"<html>" in fetch_bytes(server.url_for("list.txt"), max_bytes=CAP, timeout=DEADLINE)
+
+
+# --- deadline ---------------------------------------------------------------------------------
+
+
+def test_trickled_body_hits_total_deadline(server: LoopbackServer) -> None:
+    # Each byte arrives well within any per-read timeout; only a total deadline stops this.
+    server.trickle("/slow", b"x" * 100, interval=0.2)
+    url = server.url_for("slow")
+    message = fails(url)
+    assert url in message and "deadline" in message
+
+
+def test_trickled_status_line_and_headers_hit_total_deadline(server: LoopbackServer) -> None:
+    server.trickle("/slowhead", b"x" * 10, interval=0.2, whole_response=True)
+    url = server.url_for("slowhead")
+    message = fails(url)
+    assert url in message and "deadline" in message
+
+
+def test_server_that_never_answers_hits_deadline(server: LoopbackServer) -> None:
+    server.hang("/hang")
+    url = server.url_for("hang")
+    message = fails(url)
+    assert url in message and "deadline" in message
+    assert server.requests == ["/hang"]
+
+
+def test_deadline_covers_the_whole_call_not_each_read(server: LoopbackServer) -> None:
+    # 5 bytes at 0.4 s: each read waits 0.4 s (< timeout) but the total (2 s) is over 1.5 s.
+    server.trickle("/five", b"abcde", interval=0.4)
+    fails(server.url_for("five"))
+
+
+def test_trickle_within_deadline_succeeds(server: LoopbackServer) -> None:
+    server.trickle("/quick", b"abc", interval=0.05)
+    assert fetch_bytes(server.url_for("quick"), max_bytes=CAP, timeout=DEADLINE) == b"abc"
+
+
+# --- status -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", [404, 500, 204, 304])
+def test_status_other_than_200_refused(server: LoopbackServer, code: int) -> None:
+    server.status("/list.txt", code)
+    url = server.url_for("list.txt")
+    message = fails(url)
+    assert url in message and str(code) in message
+
+
+def test_missing_file_on_server_is_404(server: LoopbackServer) -> None:
+    url = server.url_for("nothing-here.txt")
+    assert "404" in fails(url)
+
+
+def test_connection_refused() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/list.txt"  # nothing listens there any more
+    message = fails(url)
+    assert url in message and "refused" in message
+
+
+# --- redirects --------------------------------------------------------------------------------
+
+
+def test_redirect_on_same_host_followed(server: LoopbackServer) -> None:
+    server.redirect("/old", "/list.txt")
+    assert fetch_bytes(server.url_for("old"), max_bytes=CAP, timeout=DEADLINE) == CONTENT
+    assert server.requests == ["/old", "/list.txt"]
+
+
+def test_five_redirects_followed_six_refused(server: LoopbackServer) -> None:
+    for i in range(6):
+        server.redirect(f"/r{i}", f"/r{i + 1}")
+    server.redirect("/r6", "/list.txt")
+    assert fetch_bytes(server.url_for("r2"), max_bytes=CAP, timeout=DEADLINE) == CONTENT
+    message = fails(server.url_for("r0"))
+    assert "more than 5 redirects" in message
+
+
+def test_redirect_loop_refused(server: LoopbackServer) -> None:
+    server.redirect("/loop", "/loop")
+    assert server.url_for("loop") in fails(server.url_for("loop"))
+
+
+def test_redirect_to_another_port_refused(root: Path) -> None:
+    with LoopbackServer(root) as first, LoopbackServer(root) as other:
+        target = other.url_for("list.txt")
+        first.redirect("/list.txt", target)
+        source = first.url_for("list.txt")
+        message = fails(source)
+        assert source in message and target in message
+        assert other.requests == []
+
+
+def test_redirect_to_another_host_refused(server: LoopbackServer) -> None:
+    target = f"http://localhost:{server.port}/list.txt"  # same port, other host name
+    server.redirect("/list.txt", target)
+    message = fails(server.url_for("list.txt"))
+    assert target in message
+    assert server.requests == ["/list.txt"]
+
+
+@pytest.mark.parametrize(
+    "target", ["file:///etc/passwd", "ftp://127.0.0.1/list.txt", "data:,hello", "https://example/"]
+)
+def test_redirect_to_other_scheme_refused(server: LoopbackServer, target: str) -> None:
+    server.redirect("/list.txt", target)
+    source = server.url_for("list.txt")
+    message = fails(source)
+    assert source in message and target in message
+
+
+# --- schemes and hosts, refused before any connection -----------------------------------------
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Record (and block) any attempt to resolve or connect."""
+    attempts: list[object] = []
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        attempts.append(args)
+        raise AssertionError("fetch tried to reach the network")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    return attempts
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://192.0.2.1/list.txt",  # TEST-NET-1: must never be contacted
+        "http://example.com/list.txt",
+        "http://10.0.0.1:8080/list.txt",
+        "http://localhost.example.org/list.txt",
+        "ftp://127.0.0.1/list.txt",
+        "data:,hello",
+        "gopher://127.0.0.1/",
+        "https://user:secret@example.org/list.txt",
+    ],
+)
+def test_refused_source_fails_fast_without_network(url: str, no_network: list[object]) -> None:
+    start = time.monotonic()
+    message = fails(url)
+    assert time.monotonic() - start < 0.5
+    assert "not an allowed source" in message
+    assert no_network == []
+    if "secret" not in url:
+        assert url in message
+
+
+@pytest.mark.parametrize(
+    ("source", "allowed"),
+    [
+        ("https://example.org/sha256sums.txt", True),
+        ("HTTPS://Example.org/x", True),
+        ("https:///no-host", False),
+        ("file:///srv/list.txt", True),
+        ("file://localhost/srv/list.txt", True),
+        ("file://server/share/list.txt", False),
+        ("list.txt", True),
+        ("/srv/list.txt", True),
+        ("../lists/list.txt", True),
+        ("http://127.0.0.1:8000/list.txt", True),
+        ("http://127.5.6.7/list.txt", True),
+        ("http://[::1]:8000/list.txt", True),
+        ("http://localhost/list.txt", True),
+        ("http://192.0.2.1/list.txt", False),
+        ("http://127.0.0.1.example.org/list.txt", False),
+        ("http://0.0.0.0/list.txt", False),
+        ("ftp://127.0.0.1/list.txt", False),
+        ("data:text/plain,hi", False),
+        ("javascript:alert(1)", False),
+        ("https://user@example.org/list.txt", False),
+        ("http://127.0.0.1:99999/list.txt", False),
+        ("https://example.org/a\nb", False),
+        ("", False),
+    ],
+)
+def test_is_allowed_source(source: str, allowed: bool) -> None:
+    assert is_allowed_source(source) is allowed
+
+
+# --- join_url ---------------------------------------------------------------------------------
+
+
+def test_join_url_relative_link_keeps_fragment() -> None:
+    joined = join_url("https://idx.example/simple/foo/", "../../foo-1.0.whl#sha256=ab")
+    assert joined == "https://idx.example/foo-1.0.whl#sha256=ab"
+
+
+def test_join_url_absolute_https_link_to_other_host() -> None:
+    link = "https://files.example/foo-1.0.whl"
+    assert join_url("https://idx.example/simple/foo/", link) == link
+
+
+@pytest.mark.parametrize(
+    "ref", ["http://idx.example/foo.whl", "file:///etc/passwd", "ftp://idx.example/f.whl"]
+)
+def test_join_url_refuses_weaker_link_from_https(ref: str) -> None:
+    base = "https://idx.example/simple/foo/"
+    with pytest.raises(FetchError) as info:
+        join_url(base, ref)
+    assert base in str(info.value) and ref in str(info.value)
+
+
+def test_join_url_refuses_file_link_from_loopback_http() -> None:
+    with pytest.raises(FetchError):
+        join_url("http://127.0.0.1:8000/simple/foo/", "file:///etc/passwd")
+
+
+def test_join_url_on_plain_path_gives_file_url(root: Path) -> None:
+    joined = join_url(str(root / "simple" / "foo") + "/", "../../list.txt")
+    assert joined == (root / "list.txt").as_uri()
+    assert fetch_bytes(joined, max_bytes=CAP, timeout=DEADLINE) == CONTENT
+
+
+# --- download ---------------------------------------------------------------------------------
+
+
+def test_download_hashes_streams_and_creates_0600(server: LoopbackServer, tmp_path: Path) -> None:
+    big = os.urandom(300_000)  # several 64 KiB chunks
+    server.serve_bytes("/big.whl", big)
+    dest = tmp_path / "big.whl"
+    progress: list[int] = []
+    digest = download(
+        server.url_for("big.whl"),
+        dest,
+        max_bytes=CAP,
+        timeout=DEADLINE,
+        on_progress=progress.append,
+    )
+    assert digest == hashlib.sha256(big).hexdigest()
+    assert dest.read_bytes() == big
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o600
+    assert sum(progress) == len(big)
+    assert len(progress) > 1 and all(0 < n <= 64 * 1024 for n in progress)
+
+
+def test_download_of_html_error_page_returns_its_hash(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
+    server.html_error("/list.txt")
+    digest = download(server.url_for("list.txt"), tmp_path / "f", max_bytes=CAP, timeout=DEADLINE)
+    assert digest != hashlib.sha256(CONTENT).hexdigest()  # the caller's hash check refuses it
+
+
+def test_download_from_local_path(root: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "copy"
+    digest = download(str(root / "list.txt"), dest, max_bytes=CAP, timeout=DEADLINE)
+    assert digest == hashlib.sha256(CONTENT).hexdigest()
+    assert dest.read_bytes() == CONTENT
+
+
+def test_download_refuses_existing_dest_and_keeps_it(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
+    dest = tmp_path / "there.whl"
+    dest.write_bytes(b"mine")
+    with pytest.raises(FetchError) as info:
+        download(server.url_for("list.txt"), dest, max_bytes=CAP, timeout=DEADLINE)
+    assert str(dest) in str(info.value)
+    assert dest.read_bytes() == b"mine"
+    assert server.requests == []
+
+
+def test_download_refuses_symlink_dest(server: LoopbackServer, tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep")
+    dest = tmp_path / "link.whl"
+    dest.symlink_to(victim)
+    with pytest.raises(FetchError):
+        download(server.url_for("list.txt"), dest, max_bytes=CAP, timeout=DEADLINE)
+    assert victim.read_bytes() == b"keep"
+
+
+def _download_fails(url: str, dest: Path, **kw: object) -> str:
+    start = time.monotonic()
+    with pytest.raises(FetchError) as info:
+        download(url, dest, **{"max_bytes": CAP, "timeout": DEADLINE, **kw})  # type: ignore[arg-type]
+    assert time.monotonic() - start < DEADLINE + MARGIN
+    assert not dest.exists() and not dest.is_symlink()
+    return str(info.value)
+
+
+def test_download_removes_dest_when_cap_exceeded_mid_stream(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
+    server.endless("/endless.whl")
+    url = server.url_for("endless.whl")
+    progress: list[int] = []
+    message = _download_fails(
+        url, tmp_path / "e.whl", max_bytes=300_000, on_progress=progress.append
+    )
+    assert url in message and "cap" in message
+    assert 0 < sum(progress) <= 300_000  # bytes were written, then removed
+
+
+def test_download_removes_dest_at_deadline(server: LoopbackServer, tmp_path: Path) -> None:
+    server.trickle("/slow.whl", b"x" * 100, interval=0.1)
+    url = server.url_for("slow.whl")
+    assert "deadline" in _download_fails(url, tmp_path / "s.whl")
+
+
+def test_download_removes_dest_on_404(server: LoopbackServer, tmp_path: Path) -> None:
+    url = server.url_for("missing.whl")
+    assert url in _download_fails(url, tmp_path / "m.whl")
+
+
+def test_download_removes_dest_when_progress_callback_raises(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
+    dest = tmp_path / "i.whl"
+
+    def interrupt(_: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        download(
+            server.url_for("list.txt"), dest, max_bytes=CAP, timeout=DEADLINE, on_progress=interrupt
+        )
+    assert not dest.exists()
+
+
+# --- TLS --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A throw-away CA and a server certificate for IP 127.0.0.1 only (not "localhost")."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    d = tmp_path_factory.mktemp("tls")
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    openssl(
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-subj", "/CN=safepip test CA",
+        "-keyout", "ca.key", "-out", "ca.pem",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+    )  # fmt: skip
+    openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+        "-keyout", "server.key", "-out", "server.csr",
+    )  # fmt: skip
+    (d / "ext.cnf").write_text(
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n"
+        "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
+    )
+    openssl(
+        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "server.pem",
+    )  # fmt: skip
+    return {"ca": d / "ca.pem", "cert": d / "server.pem", "key": d / "server.key"}
+
+
+@pytest.fixture
+def tls_server(root: Path, tls_files: dict[str, Path]) -> Iterator[LoopbackServer]:
+    with LoopbackServer(root, tls=(tls_files["cert"], tls_files["key"])) as srv:
+        yield srv
+
+
+def test_https_with_cafile(tls_server: LoopbackServer, tls_files: dict[str, Path]) -> None:
+    url = tls_server.url_for("list.txt")
+    assert url.startswith("https://")
+    got = fetch_bytes(url, max_bytes=CAP, timeout=DEADLINE, cafile=str(tls_files["ca"]))
+    assert got == CONTENT
+
+
+def test_https_untrusted_certificate_refused(tls_server: LoopbackServer) -> None:
+    url = tls_server.url_for("list.txt")
+    message = fails(url)  # system store: our test CA is not in it
+    assert url in message and "certificate" in message
+    assert tls_server.requests == []  # no request was sent over the unverified channel
+
+
+def test_https_host_name_mismatch_refused(
+    tls_server: LoopbackServer, tls_files: dict[str, Path]
+) -> None:
+    url = f"https://localhost:{tls_server.port}/list.txt"  # the certificate names 127.0.0.1 only
+    message = fails(url, cafile=str(tls_files["ca"]))
+    assert url in message and "certificate" in message
+    assert tls_server.requests == []
+
+
+def test_https_to_http_redirect_refused(
+    tls_server: LoopbackServer, tls_files: dict[str, Path]
+) -> None:
+    target = f"http://127.0.0.1:{tls_server.port}/list.txt"
+    tls_server.redirect("/list.txt", target)
+    source = tls_server.url_for("list.txt")
+    message = fails(source, cafile=str(tls_files["ca"]))
+    assert source in message and target in message
+
+
+def test_https_hang_during_handshake_hits_deadline(tls_files: dict[str, Path]) -> None:
+    # A listener that accepts (via the backlog) but never speaks TLS.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        url = f"https://127.0.0.1:{listener.getsockname()[1]}/list.txt"
+        message = fails(url, cafile=str(tls_files["ca"]))
+    assert url in message and "deadline" in message
+
+
+def test_unreadable_cafile_refused(tls_server: LoopbackServer, tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-ca.pem"
+    message = fails(tls_server.url_for("list.txt"), cafile=str(missing))
+    assert str(missing) in message
