@@ -3,25 +3,556 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
 
 from safepip import __version__
+from safepip._output import Output
+from safepip.config import Config, load
+from safepip.errors import SafepipError, UsageError
+
+Handler = Callable[[argparse.Namespace, Config, Output], int]
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as safepip does: one line, a hint, exit 2."""
+
+    def error(self, message: str) -> Any:
+        raise UsageError(message, hint=f"see `{self.prog} --help`")
+
+
+def _common() -> _Parser:
+    common = _Parser(add_help=False)
+    group = common.add_argument_group("list and keys")
+    group.add_argument("--list", metavar="URL", help="URL or path of the signed list")
+    group.add_argument("--signature", metavar="URL", help="URL or path of its signature")
+    group.add_argument(
+        "--trusted-key", action="append", metavar="FPR", help="pinned 40-hex fingerprint"
+    )
+    group.add_argument(
+        "--key-file", action="append", metavar="FILE", help="armoured public key file"
+    )
+    group.add_argument("--index-url", metavar="URL", help="PEP 503 index serving the wheels")
+    group = common.add_argument_group("output and configuration")
+    group.add_argument("--format", choices=("text", "json"), default="text")
+    group.add_argument("-q", "--quiet", action="store_true", help="only errors and results")
+    group.add_argument(
+        "-v", "--verbose", action="store_true", help="show pip and gpg command lines"
+    )
+    group.add_argument("--no-progress", action="store_true", help="no progress bars")
+    group.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    group.add_argument("--config", metavar="FILE", type=Path, help="use this config file")
+    group.add_argument(
+        "--timeout",
+        type=float,
+        default=900.0,
+        metavar="SECONDS",
+        help="total deadline for the downloads of one run (default 900)",
+    )
+    group.add_argument("--no-config", action="store_true", help="read no config file")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole argparse tree (DESIGN.md §4)."""
+    common = _common()
+    parser = _Parser(
         prog="safepip",
         description="Install only Python wheels whose sha256 is on a GPG-signed list.",
+        epilog="exit codes: 0 ok, 1 refused by policy, 2 usage, 3 list not trustworthy, "
+        "4 pip failed, 101 internal error, 130 interrupted",
     )
     parser.add_argument("-V", "--version", action="version", version=f"safepip {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    install = commands.add_parser(
+        "install", parents=[common], help="vet, then install (a drop-in for pip install)"
+    )
+    install.add_argument("specs", nargs="*", metavar="SPEC", help="requirement, e.g. idna==3.10")
+    install.add_argument(
+        "-r", "--requirement", action="append", default=[], type=Path, metavar="FILE"
+    )
+    install.add_argument("--python", metavar="PATH", help="install into this interpreter")
+    install.add_argument("--target", type=Path, metavar="DIR", help="install into this folder")
+    install.add_argument("--dry-run", action="store_true", help="vet and report only")
+
+    check = commands.add_parser("check", parents=[common], help="lock-file verdict for CI")
+    check.add_argument("files", nargs="*", type=Path, metavar="FILE")
+
+    lock = commands.add_parser("lock", parents=[common], help="write a hashed lock file")
+    lock.add_argument("specs", nargs="*", metavar="SPEC")
+    lock.add_argument("-r", "--requirement", action="append", default=[], type=Path)
+    lock.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")
+
+    names = commands.add_parser("names", parents=[common], help="typosquat verdict for names")
+    names.add_argument("names", nargs="+", metavar="NAME", help="names, or - to read stdin")
+
+    commands.add_parser("verify", parents=[common], help="fetch and verify the list")
+
+    publish = commands.add_parser(
+        "publish", parents=[common], help="hash wheels, write and sign the list and index"
+    )
+    publish.add_argument("wheel_dir", type=Path, metavar="WHEEL_DIR")
+    publish.add_argument("--out", type=Path, required=True, metavar="DIR")
+    publish.add_argument("--key", required=True, metavar="FPR", help="signing key fingerprint")
+    publish.add_argument("--expires", default="30d", help="validity, e.g. 30d or 12h")
+    publish.add_argument("--serial", type=int, help="serial (default: last published + 1)")
     return parser
+
+
+def _config(args: argparse.Namespace, environ: dict[str, str]) -> Config:
+    flags: dict[str, Any] = {
+        "list": args.list,
+        "signature": args.signature,
+        "trusted-keys": args.trusted_key,
+        "key-files": args.key_file,
+        "index-url": args.index_url,
+    }
+    return load(
+        cwd=Path.cwd(),
+        environ=environ,
+        flags=flags,
+        config_file=args.config,
+        use_files=not args.no_config,
+    )
+
+
+def _state(environ: dict[str, str]) -> Any:
+    from safepip.state import TrustState, default_state_dir  # noqa: PLC0415
+
+    return TrustState(default_state_dir(environ))
+
+
+def _list_json(trusted: Any) -> dict[str, Any]:
+    header = trusted.hashlist.header
+    return {
+        "url": trusted.url,
+        "serial": header.serial,
+        "issued": header.issued.isoformat() if header.issued else None,
+        "expires": header.expires.isoformat() if header.expires else None,
+        "signers": list(trusted.verification.signers),
+    }
+
+
+def _verify(args: argparse.Namespace, cfg: Config, out: Output) -> int:
+    from safepip import vet  # noqa: PLC0415
+
+    now = datetime.now(tz=timezone.utc)
+    trusted = vet.load_trusted_list(cfg, now=now, state=_state(dict(os.environ)))
+    for warning in trusted.warnings:
+        out.warn(warning)
+    parsed = trusted.hashlist
+    header = parsed.header
+    wheels = len(parsed.wheels())
+    out.result(
+        "\n".join(
+            [
+                f"list:     {trusted.url}",
+                f"serial:   {header.serial if header.serial is not None else '(legacy list)'}",
+                f"issued:   {header.issued.isoformat() if header.issued else '-'}",
+                f"expires:  {header.expires.isoformat() if header.expires else '-'}",
+                f"signers:  {', '.join(trusted.verification.signers)}",
+                f"entries:  {len(parsed.entries)} ({wheels} wheels, "
+                f"{len(parsed.entries) - wheels} sdists)",
+            ]
+        )
+    )
+    out.emit_json(
+        {
+            "version": 1,
+            "list": _list_json(trusted),
+            "entries": len(parsed.entries),
+            "wheels": wheels,
+            "exit_code": 0,
+        }
+    )
+    return 0
+
+
+def _publish(args: argparse.Namespace, cfg: Config, out: Output) -> int:
+    from safepip import gpg, publish  # noqa: PLC0415
+    from safepip.errors import PublishError  # noqa: PLC0415
+
+    fingerprint = gpg.normalise_fingerprint(args.key)
+    if fingerprint not in cfg.trusted_keys:
+        raise PublishError(
+            f"key {fingerprint} is not pinned in trusted-keys",
+            hint="users verify against trusted-keys: add the key there (or pass --trusted-key)",
+        )
+    now = datetime.now(tz=timezone.utc).replace(microsecond=0)
+    result = publish.publish(
+        args.wheel_dir,
+        args.out,
+        fingerprint=fingerprint,
+        now=now,
+        expires_in=publish.parse_duration(args.expires),
+        max_validity_days=cfg.max_validity_days,
+        serial=args.serial,
+    )
+    if cfg.key_files:
+        # Prove that what we wrote verifies with the key files users are given.
+        gpg.verify(
+            result.list_path.read_bytes(),
+            result.signature_path.read_bytes(),
+            key_files=cfg.key_files,
+            trusted=[fingerprint],
+            threshold=1,
+            source=str(result.signature_path),
+        )
+    out.result(
+        f"published {result.entries} wheels of {result.projects} projects, serial "
+        f"{result.serial}, expires {result.expires.isoformat()}\n"
+        f"list:  {result.list_path}\nindex: {result.list_path.parent / 'simple'}/"
+    )
+    out.emit_json(
+        {
+            "version": 1,
+            "list": str(result.list_path),
+            "signature": str(result.signature_path),
+            "serial": result.serial,
+            "expires": result.expires.isoformat(),
+            "entries": result.entries,
+            "exit_code": 0,
+        }
+    )
+    return 0
+
+
+def _report(out: Output, rejections: Sequence[Any]) -> None:
+    """Every rejection, one line each: ``file:line: code: message`` (or ``subject: code: …``)."""
+    for rejection in rejections:
+        where = rejection.location or rejection.subject
+        out.result(f"{where}: {rejection.code}: {rejection.message}")
+
+
+def _vet_document(
+    trusted: Any, artifacts: Sequence[Any], rejections: Sequence[Any], code: int
+) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "list": _list_json(trusted) if trusted is not None else None,
+        "artifacts": [a.to_json() for a in artifacts],
+        "rejected": [
+            {"code": r.code, "subject": r.subject, "message": r.message, "location": r.location}
+            for r in rejections
+        ],
+        "exit_code": code,
+    }
+
+
+def _refuse(
+    out: Output, trusted: Any, rejections: Sequence[Any], artifacts: Sequence[Any] = ()
+) -> int:
+    _report(out, rejections)
+    out.error(
+        f"refused: {len(rejections)} problem(s), nothing was installed"
+        if out.format == "text"
+        else "refused",
+        "only pinned wheels whose sha256 is on the signed list can be installed",
+    )
+    out.emit_json(_vet_document(trusted, artifacts, rejections, 1))
+    return 1
+
+
+def _requirements(args: argparse.Namespace) -> Any:
+    from safepip import requirements  # noqa: PLC0415
+    from safepip.requirements import ParsedRequirements  # noqa: PLC0415
+
+    files = requirements.parse_files(args.requirement) if args.requirement else None
+    specs = requirements.parse_specs(args.specs) if args.specs else None
+    parts = [p for p in (files, specs) if p is not None]
+    if not parts:
+        raise UsageError("nothing to do: give requirement specs or -r FILE")
+    return ParsedRequirements(
+        lines=tuple(line for p in parts for line in p.lines),
+        rejections=tuple(r for p in parts for r in p.rejections),
+    )
+
+
+def _trusted(cfg: Config, out: Output) -> Any:
+    from safepip import vet  # noqa: PLC0415
+
+    trusted = vet.load_trusted_list(
+        cfg, now=datetime.now(tz=timezone.utc), state=_state(dict(os.environ))
+    )
+    for warning in trusted.warnings:
+        out.warn(warning)
+    out.info(f"list: {trusted.describe()}")
+    return trusted
+
+
+def _resolve(
+    args: argparse.Namespace,
+    cfg: Config,
+    out: Output,
+    lines: Sequence[Any],
+    *,
+    trusted: Any,
+    staging: Path,
+) -> tuple[list[Any], list[Any], bool]:
+    """The artifacts to install and the rejections: locked fast path, else pip's resolver."""
+    from safepip import pip, vet  # noqa: PLC0415
+
+    listed = trusted.hashlist
+    python_target = getattr(args, "python", None)
+    from safepip.interpreter import same_as_running  # noqa: PLC0415
+
+    if vet.is_locked(lines) and (python_target is None or same_as_running(python_target)):
+        planned, rejections = vet.plan_locked(lines, listed)
+        if rejections:
+            return [], rejections, True
+        urls = vet.locate(
+            [e for e, _ in planned], index_url=cfg.index(), cafile=cfg.cert, base_dir=cfg.base_dir
+        )
+        artifacts = [
+            vet.Artifact(e.name, e.version, e.filename, e.sha256, urls[e.filename], extras)
+            for e, extras in planned
+        ]
+        return artifacts, [], True
+    request = staging / "request.txt"
+    request.write_text("".join(f"{line.requirement}\n" for line in lines), encoding="utf-8")
+    resolved = pip.resolve(
+        request,
+        index_url=cfg.index(),
+        python_target=python_target,
+        environ=dict(os.environ),
+        cafile=cfg.cert,
+        timeout=vet.DOWNLOAD_DEADLINE,
+        log=out.debug,
+    )
+    artifacts, rejections = vet.resolved_artifacts(resolved, listed)
+    return artifacts, rejections, False
+
+
+def _vet(
+    args: argparse.Namespace, cfg: Config, out: Output, staging: Path
+) -> tuple[Any, list[Any], list[Any]]:
+    """Steps 1-6 of DESIGN.md §5; returns (trusted list, artifacts, rejections)."""
+    from safepip import policy, vet  # noqa: PLC0415
+
+    parsed = _requirements(args)
+    trusted = _trusted(cfg, out)
+    rejections = list(parsed.rejections)
+    names = [(line.name, line.location) for line in parsed.lines]
+    typos, warnings = vet.judge_names(names, cfg, trusted.hashlist)
+    for warning in warnings:
+        out.warn(warning)
+    rejections.extend(typos)
+    if vet.is_locked(parsed.lines):
+        for line in parsed.lines:
+            rejections.extend(policy.judge_lock_line(line, trusted.hashlist))
+    else:
+        rejections.extend(policy.judge_requested(parsed.lines, trusted.hashlist))
+    if rejections:  # before any request reaches the index
+        return trusted, [], rejections
+    artifacts, problems, locked = _resolve(
+        args, cfg, out, parsed.lines, trusted=trusted, staging=staging
+    )
+    if problems:
+        return trusted, artifacts, problems
+    wheels = staging / "wheels"
+    wheels.mkdir(mode=0o700)
+    with out.progress_bar("downloading", len(artifacts)) as advance:
+        problems = vet.download_all(
+            artifacts, wheels, cafile=cfg.cert, timeout=args.timeout, advance=advance
+        )
+    problems += vet.check_wheels(artifacts, wheels, closure=locked)
+    return trusted, artifacts, problems
+
+
+def _install(args: argparse.Namespace, cfg: Config, out: Output) -> int:
+    import shutil  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    from safepip import pip, vet  # noqa: PLC0415
+
+    staging = Path(tempfile.mkdtemp(prefix="safepip-"))  # mkdtemp makes it 0700
+    try:
+        trusted, artifacts, rejections = _vet(args, cfg, out, staging)
+        if rejections:
+            return _refuse(out, trusted, rejections, artifacts)
+        if args.dry_run:
+            for a in artifacts:
+                out.result(f"would install {a.name} {a.version} ({a.filename})")
+            out.emit_json(_vet_document(trusted, artifacts, [], 0))
+            return 0
+        generated = staging / "vetted.txt"
+        generated.write_text(vet.requirements_text(artifacts), encoding="utf-8")
+        pip.install(
+            staging / "wheels",
+            generated,
+            python_target=args.python,
+            target_dir=args.target,
+            environ=dict(os.environ),
+            log=out.debug,
+        )
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    out.result(
+        f"installed {len(artifacts)} vetted package(s): "
+        + ", ".join(f"{a.name}=={a.version}" for a in artifacts)
+    )
+    out.info(f"from {trusted.describe()}")
+    out.emit_json(_vet_document(trusted, artifacts, [], 0))
+    return 0
+
+
+def _check(args: argparse.Namespace, cfg: Config, out: Output) -> int:
+    from safepip import policy, requirements, vet  # noqa: PLC0415
+
+    if not args.files:
+        raise UsageError("no requirements file given", hint="safepip check requirements.txt")
+    parsed = requirements.parse_files(args.files)
+    trusted = _trusted(cfg, out)
+    rejections = list(parsed.rejections)
+    for line in parsed.lines:
+        rejections.extend(policy.judge_lock_line(line, trusted.hashlist))
+    typos, warnings = vet.judge_names(
+        [(line.name, line.location) for line in parsed.lines], cfg, trusted.hashlist
+    )
+    for warning in warnings:
+        out.warn(warning)
+    rejections.extend(typos)
+    rejections.sort(key=lambda r: _location_key(r.location))
+    if rejections:
+        return _refuse(out, trusted, rejections)
+    out.result(f"ok: {len(parsed.lines)} requirement(s) in {len(args.files)} file(s) vetted")
+    out.emit_json(_vet_document(trusted, [], [], 0))
+    return 0
+
+
+def _location_key(location: str | None) -> tuple[str, int]:
+    if not location or ":" not in location:
+        return (location or "", 0)
+    path, _, line = location.rpartition(":")
+    return (path, int(line) if line.isdigit() else 0)
+
+
+def _lock(args: argparse.Namespace, cfg: Config, out: Output) -> int:
+    import shutil  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    from safepip import vet  # noqa: PLC0415
+
+    staging = Path(tempfile.mkdtemp(prefix="safepip-"))
+    try:
+        parsed = _requirements(args)
+        trusted = _trusted(cfg, out)
+        rejections = list(parsed.rejections)
+        typos, warnings = vet.judge_names(
+            [(line.name, line.location) for line in parsed.lines], cfg, trusted.hashlist
+        )
+        for warning in warnings:
+            out.warn(warning)
+        rejections.extend(typos)
+        if rejections:
+            return _refuse(out, trusted, rejections)
+        artifacts, rejections, _ = _resolve(
+            args, cfg, out, parsed.lines, trusted=trusted, staging=staging
+        )
+        if rejections:
+            return _refuse(out, trusted, rejections, artifacts)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    lines = [
+        f"# generated by safepip lock from {trusted.url} (serial {trusted.hashlist.header.serial})"
+    ]
+    for artifact in sorted(artifacts, key=lambda a: a.name):
+        # Every listed wheel of that exact version: the lock file then works on every platform
+        # the list covers. The hashes come from the list, never from the index.
+        hashes = sorted(
+            e.sha256
+            for e in trusted.hashlist.for_project(artifact.name)
+            if e.kind == "wheel" and e.version == artifact.version
+        )
+        options = "".join(f" \\\n    --hash=sha256:{h}" for h in hashes)
+        lines.append(f"{artifact.name}=={artifact.version}{options}")
+    args.output.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out.result(f"wrote {args.output}: {len(artifacts)} pinned and hashed requirement(s)")
+    out.emit_json(_vet_document(trusted, artifacts, [], 0))
+    return 0
+
+
+def _names(args: argparse.Namespace, cfg: Config, out: Output) -> int:
+    from packaging.utils import canonicalize_name  # noqa: PLC0415
+
+    from safepip.typosquat import TyposquatIndex  # noqa: PLC0415
+
+    raw = sys.stdin.read().split() if args.names == ["-"] else list(args.names)
+    reference = (
+        TyposquatIndex.from_file(cfg.popular_names)
+        if cfg.popular_names is not None
+        else TyposquatIndex.bundled()
+    )
+    verdicts = []
+    for name in raw:
+        if not name.isascii():
+            raise UsageError(f"{name!r} is not an ASCII project name", hint="PyPI names are ASCII")
+        verdicts.append(reference.check(canonicalize_name(name), known=cfg.allow_names))
+    suspicious = [v for v in verdicts if v.verdict == "typosquat"]
+    for v in verdicts:
+        out.result(
+            f"{v.name}: typosquat of {v.similar_to} ({v.reason})"
+            if v.verdict == "typosquat"
+            else f"{v.name}: ok"
+        )
+    code = 1 if suspicious else 0
+    out.emit_json({"version": 1, "names": [v.to_json() for v in verdicts], "exit_code": code})
+    return code
+
+
+HANDLERS: dict[str, Handler] = {
+    "verify": _verify,
+    "publish": _publish,
+    "install": _install,
+    "check": _check,
+    "lock": _lock,
+    "names": _names,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run safepip with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
-    _parser().parse_args(argv)
-    return 0
+    environ = dict(os.environ)
+    out = Output(no_color_env="NO_COLOR" in environ)
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            build_parser().print_help(sys.stderr)
+            return 2
+        out.format = args.format
+        out.quiet = args.quiet
+        out.verbose = args.verbose
+        out.color = args.color
+        out.progress = not args.no_progress
+        cfg = _config(args, environ)
+        return HANDLERS[args.command](args, cfg, out)
+    except SafepipError as exc:
+        out.error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, exc.hint)
+        if out.verbose and exc.__cause__ is not None:
+            out.debug(f"cause: {exc.__cause__!r}")
+        out.emit_json(
+            {
+                "version": 1,
+                "error": {"message": str(exc), "hint": exc.hint, "kind": type(exc).__name__},
+                "exit_code": exc.exit_code,
+            }
+        )
+        return exc.exit_code
+    except KeyboardInterrupt:
+        out.error("interrupted", None)
+        return 130
+    except Exception as exc:  # a bug: say so in one line, never a bare traceback for users
+        out.error(f"internal error: {exc!r}", "this is a bug in safepip; report it with -v output")
+        if out.verbose:
+            import traceback  # noqa: PLC0415
+
+            traceback.print_exc(file=sys.stderr)
+        return 101
 
 
 if __name__ == "__main__":

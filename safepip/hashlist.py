@@ -78,10 +78,15 @@ class HashList:
     legacy: bool
     _by_filename: Mapping[str, Entry] = field(repr=False, compare=False)
     _by_name: Mapping[str, tuple[Entry, ...]] = field(repr=False, compare=False)
+    _by_sha256: Mapping[str, Entry] = field(repr=False, compare=False)
 
     def get(self, filename: str) -> Entry | None:
         """The entry for exactly ``filename``, or ``None``."""
         return self._by_filename.get(filename)
+
+    def by_sha256(self, digest: str) -> Entry | None:
+        """The entry whose hash is ``digest`` (lower-case hex), or ``None``."""
+        return self._by_sha256.get(digest)
 
     def for_project(self, name: str) -> tuple[Entry, ...]:
         """Every entry (wheels and sdists) whose canonical project name is ``name``."""
@@ -242,7 +247,7 @@ class _EntryTable:
     def __init__(self) -> None:
         self.entries: list[Entry] = []
         self.by_filename: dict[str, Entry] = {}
-        self._by_hash: dict[str, str] = {}
+        self.by_hash: dict[str, Entry] = {}
         self._by_key: dict[str, Entry] = {}
 
     def add(self, digest: str, filename: str, number: int) -> None:
@@ -257,8 +262,8 @@ class _EntryTable:
             raise ListFormatError(
                 f"{filename} is listed twice (first on line {first})", line=number
             )
-        if digest in self._by_hash:
-            other_file = self._by_hash[digest]
+        if digest in self.by_hash:
+            other_file = self.by_hash[digest].filename
             raise ListFormatError(f"{filename} has the same sha256 as {other_file}", line=number)
         if key in self._by_key:
             other = self._by_key[key]
@@ -270,7 +275,7 @@ class _EntryTable:
         entry = Entry(filename, digest, name, version, kind, number)
         self.entries.append(entry)
         self.by_filename[filename] = entry
-        self._by_hash[digest] = filename
+        self.by_hash[digest] = entry
         self._by_key[key] = entry
 
 
@@ -315,6 +320,7 @@ def parse(
         legacy=not header,
         _by_filename=table.by_filename,
         _by_name={k: tuple(v) for k, v in by_name.items()},
+        _by_sha256=table.by_hash,
     )
 
 

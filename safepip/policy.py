@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+if TYPE_CHECKING:
+    from safepip.hashlist import HashList
+    from safepip.requirements import RequirementLine
+    from safepip.wheel import WheelMetadata
 
 #: The stable ``code`` values of DESIGN.md §4, shown in text output and in JSON ``rejected``.
 REJECTION_CODES: Final = frozenset(
@@ -39,3 +48,107 @@ class Rejection:
     def __post_init__(self) -> None:
         if self.code not in REJECTION_CODES:
             raise ValueError(f"unknown rejection code {self.code!r}")
+
+
+def judge_lock_line(line: RequirementLine, listed: HashList) -> list[Rejection]:
+    """Every reason a lock-file line is not vetted (pure): pinned, hashed, each hash bound.
+
+    Bound means: the hash is on the list, and the listed file it belongs to is a wheel of this
+    line's project at exactly this line's pinned version. Markers are not evaluated: a branch for
+    another platform must be just as vetted, or a lock file could hide an unlisted pin there.
+    """
+    where, name = line.location, line.name
+    rejections: list[Rejection] = []
+    pinned = line.pinned_version
+    if pinned is None:
+        rejections.append(
+            Rejection("not-pinned", name, f"{line.requirement} is not pinned with ==", where)
+        )
+    if not line.hashes:
+        rejections.append(Rejection("no-hash", name, "no --hash=sha256:… option", where))
+    if not listed.for_project(name):
+        rejections.append(Rejection("not-in-list", name, f"{name} is not on the list", where))
+        return rejections
+    for digest in line.hashes:
+        entry = listed.by_sha256(digest)
+        short = f"sha256:{digest[:12]}…"
+        if entry is None:
+            rejections.append(
+                Rejection("hash-not-in-list", name, f"{short} is not on the list", where)
+            )
+        elif entry.name != name or (pinned is not None and Version(entry.version) != pinned):
+            rejections.append(
+                Rejection("hash-binding", name, f"{short} belongs to {entry.filename}", where)
+            )
+        elif entry.kind == "sdist":
+            rejections.append(
+                Rejection("sdist", name, f"{short} is the sdist {entry.filename}", where)
+            )
+    return rejections
+
+
+def judge_requested(lines: Sequence[RequirementLine], listed: HashList) -> list[Rejection]:
+    """Refuse requested projects the list has no wheel for, before any index request (pure)."""
+    rejections: list[Rejection] = []
+    for line in lines:
+        entries = listed.for_project(line.name)
+        if not entries:
+            message = f"{line.name} is not on the list"
+            rejections.append(Rejection("not-in-list", line.name, message, line.location))
+        elif all(entry.kind == "sdist" for entry in entries):
+            message = f"{line.name} has no vetted wheel, only an sdist (safepip never builds)"
+            rejections.append(Rejection("sdist", line.name, message, line.location))
+    return rejections
+
+
+def judge_artifact(filename: str, listed: HashList) -> Rejection | None:
+    """Refuse an artifact that is not a wheel listed under exactly ``filename`` (pure)."""
+    name = filename.split("-", 1)[0]
+    if not filename.endswith(".whl"):
+        return Rejection("sdist", name, f"{filename}: no vetted wheel (safepip never builds)")
+    if listed.get(filename) is None:
+        return Rejection("not-in-list", name, f"{filename} is not on the list")
+    return None
+
+
+def judge_closure(
+    wheels: Mapping[str, WheelMetadata],
+    extras: Mapping[str, frozenset[str]],
+    environment: Mapping[str, str],
+) -> list[Rejection]:
+    """Refuse any dependency of the vetted wheels that the vetted set does not satisfy (pure).
+
+    ``wheels`` maps canonical name → METADATA of the wheel to install; ``extras`` the extras
+    requested for each name (extras pull in dependencies too); ``environment`` is the marker
+    environment of the target interpreter.
+    """
+    rejections: list[Rejection] = []
+    for name, metadata in sorted(wheels.items()):
+        wanted = extras.get(name, frozenset())
+        for requirement in metadata.requires_dist:
+            if requirement.marker is not None and not any(
+                requirement.marker.evaluate({**environment, "extra": extra})
+                for extra in (*sorted(wanted), "")
+            ):
+                continue
+            dependency = canonicalize_name(requirement.name)
+            present = wheels.get(dependency)
+            if present is None:
+                rejections.append(
+                    Rejection(
+                        "dependency-missing",
+                        dependency,
+                        f"{name} {metadata.version} needs {requirement}, which is not in the "
+                        "vetted set",
+                    )
+                )
+            elif not requirement.specifier.contains(present.version, prereleases=True):
+                rejections.append(
+                    Rejection(
+                        "dependency-missing",
+                        dependency,
+                        f"{name} {metadata.version} needs {requirement}, but {dependency} "
+                        f"{present.version} is the vetted version",
+                    )
+                )
+    return rejections

@@ -1,0 +1,378 @@
+"""install, check and lock end to end: a signed index on 127.0.0.1, real pip, real venvs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from safepip._cli import main
+from tests.keys import Keyring
+from tests.server import LoopbackServer
+from tests.site import Site, make_site
+from tests.wheels import make_wheel
+
+pytestmark = pytest.mark.e2e
+
+WHEELS = {
+    "alpha": ("1.0", ("beta>=2",)),
+    "beta": ("2.0", ()),
+    "gamma": ("0.1", ()),
+}
+#: delta 1.0 needs gamma only through its extra "fast".
+DELTA_EXTRAS = {"fast": ["gamma"]}
+
+
+@dataclass
+class Index:
+    site: Site
+    server: LoopbackServer
+    client: Path
+    venv: Path
+
+    @property
+    def python(self) -> str:
+        return str(self.venv / "bin" / "python")
+
+    def sha(self, filename: str) -> str:
+        return hashlib.sha256((self.site.out / filename).read_bytes()).hexdigest()
+
+    def locked(self, *names: str, name: str = "locked.txt") -> Path:
+        lines = []
+        for project in names:
+            version = WHEELS[project][0]
+            wheel = f"{project}-{version}-py3-none-any.whl"
+            lines.append(f"{project}=={version} --hash=sha256:{self.sha(wheel)}")
+        path = self.client / name
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def installed(self) -> list[str]:
+        probe = (
+            "import importlib.metadata as m;"
+            "print('\\n'.join(sorted(f\"{d.metadata['Name']}=={d.version}\" "
+            "for d in m.distributions())))"
+        )
+        out = subprocess.run(
+            [self.python, "-I", "-c", probe], capture_output=True, text=True, check=True
+        )
+        return [line for line in out.stdout.splitlines() if line]
+
+
+@pytest.fixture
+def index(tmp_path: Path, keyring: Keyring, monkeypatch: pytest.MonkeyPatch) -> Iterator[Index]:
+    monkeypatch.setenv("GNUPGHOME", str(keyring.home))
+    site = make_site(tmp_path, keyring, WHEELS)
+    make_wheel(site.wheels, "delta", "1.0", extras=DELTA_EXTRAS)
+    assert main(["publish", str(site.wheels), "--out", str(site.out),
+                 "--key", site.fingerprint(), *site.pins()]) == 0  # fmt: skip
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    client = tmp_path / "client"
+    with LoopbackServer(site.out) as server:
+        site.write_config(client, server.url + "sha256sums.txt")
+        monkeypatch.chdir(client)
+        yield Index(site, server, client, venv)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def install(index: Index, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    return run(capsys, "install", "--python", index.python, "-v", *argv)
+
+
+def staging_dirs() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob("safepip-*"))
+
+
+def assert_refused_before_pip(err: str, index: Index, before: list[str]) -> None:
+    assert "--no-index" not in err, "pip install was started"
+    assert index.installed() == before
+
+
+def test_locked_install_installs_exactly_the_vetted_set(
+    index: Index, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = install(index, capsys, "-r", str(index.locked("alpha", "beta")))
+    assert code == 0, err
+    assert "installed 2 vetted package(s): alpha==1.0, beta==2.0" in out
+    assert index.installed() == ["alpha==1.0", "beta==2.0"]
+    assert "--dry-run" not in err, "a locked install needs no resolver pass"
+    assert "--require-hashes" in err and "--no-index" in err
+
+
+def test_loose_install_resolves_through_pip_then_vets(
+    index: Index, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _out, err = install(index, capsys, "alpha")
+    assert code == 0, err
+    assert "--dry-run" in err
+    assert index.installed() == ["alpha==1.0", "beta==2.0"]
+
+
+def test_extras_pull_their_dependencies(index: Index, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = install(index, capsys, "delta[fast]")
+    assert code == 0, err
+    assert index.installed() == ["delta==1.0", "gamma==0.1"]
+
+
+def test_dry_run_installs_nothing(index: Index, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = install(index, capsys, "--dry-run", "-r", str(index.locked("alpha", "beta")))
+    assert code == 0
+    assert "would install alpha 1.0" in out
+    assert index.installed() == []
+
+
+def test_json_report(index: Index, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = install(
+        index, capsys, "--format", "json", "-r", str(index.locked("alpha", "beta"))
+    )
+    document = json.loads(out)
+    assert code == 0 and document["exit_code"] == 0
+    assert [a["filename"] for a in document["artifacts"]] == [
+        "alpha-1.0-py3-none-any.whl",
+        "beta-2.0-py3-none-any.whl",
+    ]
+    assert document["list"]["serial"] == 1
+    assert document["rejected"] == []
+
+
+def test_target_folder(index: Index, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    code, _, err = run(capsys, "install", "--target", str(target), "-r", str(index.locked("gamma")))
+    assert code == 0, err
+    assert (target / "gamma" / "__init__.py").is_file()
+
+
+def test_installed_package_is_reinstalled_from_the_vetted_wheel(
+    index: Index, capsys: pytest.CaptureFixture[str]
+) -> None:
+    locked = str(index.locked("gamma"))
+    assert install(index, capsys, "-r", locked)[0] == 0
+    (module,) = index.venv.glob("lib/python*/site-packages/gamma/__init__.py")
+    module.write_text("raise SystemExit('tampered')\n")
+    assert install(index, capsys, "-r", locked)[0] == 0
+    assert "tampered" not in module.read_text()
+
+
+def test_tampered_wheel_is_refused_and_deleted(
+    index: Index, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before, dirs = index.installed(), staging_dirs()
+    index.server.serve_bytes("/alpha-1.0-py3-none-any.whl", b"PK\x03\x04 evil bytes")
+    code, out, err = install(index, capsys, "-r", str(index.locked("alpha", "beta")))
+    assert code == 1
+    assert "alpha-1.0-py3-none-any.whl: hash-mismatch:" in out
+    assert_refused_before_pip(err, index, before)
+    assert staging_dirs() == dirs
+
+
+def test_html_error_page_instead_of_wheel(index: Index, capsys: pytest.CaptureFixture[str]) -> None:
+    index.server.html_error("/beta-2.0-py3-none-any.whl")
+    code, out, err = install(index, capsys, "-r", str(index.locked("alpha", "beta")))
+    assert code == 1
+    assert "beta-2.0-py3-none-any.whl: hash-mismatch" in out
+    assert_refused_before_pip(err, index, [])
+
+
+def test_missing_download_is_exit_3_and_leaves_nothing(
+    index: Index, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dirs = staging_dirs()
+    index.server.status("/beta-2.0-py3-none-any.whl", 404)
+    code, _, err = install(index, capsys, "-r", str(index.locked("alpha", "beta")))
+    assert code == 3
+    assert "404" in err and "beta-2.0-py3-none-any.whl" in err
+    assert_refused_before_pip(err, index, [])
+    assert staging_dirs() == dirs
+
+
+def test_trickling_server_hits_the_total_deadline(
+    index: Index, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index.server.trickle("/gamma-0.1-py3-none-any.whl", b"x" * 100, interval=0.5)
+    code, _, err = install(index, capsys, "--timeout", "2", "-r", str(index.locked("gamma")))
+    assert code == 3
+    assert "gamma-0.1-py3-none-any.whl" in err
+    assert_refused_before_pip(err, index, [])
+
+
+def test_missing_dependency_is_refused(index: Index, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = install(index, capsys, "-r", str(index.locked("alpha")))
+    assert code == 1
+    assert "beta: dependency-missing: alpha 1.0 needs beta>=2" in out
+    assert_refused_before_pip(err, index, [])
+
+
+def test_unlisted_project_and_hash(index: Index, capsys: pytest.CaptureFixture[str]) -> None:
+    locked = index.client / "bad.txt"
+    locked.write_text(
+        f"gamma==0.1 --hash=sha256:{'0' * 64}\n"
+        f"beta==2.0 --hash=sha256:{index.sha('gamma-0.1-py3-none-any.whl')}\n"
+        "zeta==1.0 --hash=sha256:" + "1" * 64 + "\n"
+    )
+    code, out, err = install(index, capsys, "-r", str(locked))
+    assert code == 1
+    assert "bad.txt:1: hash-not-in-list:" in out
+    assert "bad.txt:2: hash-binding: sha256:" in out and "gamma-0.1-py3-none-any.whl" in out
+    assert "bad.txt:3: not-in-list: zeta is not on the list" in out
+    assert_refused_before_pip(err, index, [])
+    assert not any(r.startswith("/simple/") for r in index.server.requests)
+
+
+def test_unsafe_option_in_requirements_file(
+    index: Index, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = index.client / "req.txt"
+    path.write_text("--extra-index-url http://127.0.0.1:1/simple/\nalpha\n")
+    code, out, err = install(index, capsys, "-r", str(path))
+    assert code == 1
+    assert "req.txt:1: unsupported:" in out
+    assert_refused_before_pip(err, index, [])
+    assert not any(r.startswith("/simple/") for r in index.server.requests)
+
+
+def test_metadata_that_disagrees_with_filename(
+    index: Index, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The publisher would refuse this wheel, so the test signs the hostile list itself.
+    make_wheel(index.site.out, "gamma", "0.1", metadata_name="evil")
+    index.site.sign_raw(
+        index.site.raw_list(
+            serial=2,
+            files={
+                p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in index.site.out.glob("*.whl")
+            },
+        )
+    )
+    locked = index.locked("gamma")
+    code, out, err = install(index, capsys, "-r", str(locked))
+    assert code == 1
+    assert "gamma-0.1-py3-none-any.whl: metadata-mismatch:" in out
+    assert "METADATA says evil" in out
+    assert_refused_before_pip(err, index, [])
+
+
+def test_expired_list_installs_nothing(index: Index, capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    issued = datetime.now(tz=timezone.utc).replace(microsecond=0) - timedelta(days=60)
+    index.site.sign_raw(index.site.raw_list(serial=9, issued=issued))
+    code, _, err = install(index, capsys, "-r", str(index.locked("gamma")))
+    assert code == 3
+    assert "expired" in err
+    assert_refused_before_pip(err, index, [])
+
+
+def test_pip_environment_and_config_have_no_effect(
+    index: Index, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    evil = tmp_path / "evil"
+    make_wheel(evil, "gamma", "0.1", modules={"gamma/__init__.py": "EVIL = True\n"})
+    make_wheel(evil, "gamma", "9.9")
+    site_dir = tmp_path / "pythonpath"
+    site_dir.mkdir()
+    marker = tmp_path / "sitecustomize-ran"
+    (site_dir / "sitecustomize.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    conf = tmp_path / "pip.conf"
+    conf.write_text(f"[global]\nfind-links = {evil}\nno-index = true\n")
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("gamma==9.9\n")
+    with LoopbackServer(evil) as decoy:
+        monkeypatch.setenv("PIP_INDEX_URL", decoy.url)
+        monkeypatch.setenv("PIP_EXTRA_INDEX_URL", decoy.url)
+        monkeypatch.setenv("PIP_FIND_LINKS", str(evil))
+        monkeypatch.setenv("PIP_NO_REQUIRE_HASHES", "1")
+        monkeypatch.setenv("PIP_CONSTRAINT", str(constraints))
+        monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+        monkeypatch.setenv("PYTHONPATH", str(site_dir))
+        code, _, err = install(index, capsys, "-r", str(index.locked("gamma")))
+        code2, _, err2 = install(index, capsys, "alpha")
+        assert decoy.requests == []
+    assert code == 0, err
+    assert code2 == 0, err2
+    assert index.installed() == ["alpha==1.0", "beta==2.0", "gamma==0.1"]
+    (module,) = index.venv.glob("lib/python*/site-packages/gamma/__init__.py")
+    assert "EVIL" not in module.read_text()
+    assert not marker.exists()
+
+
+def test_check_reports_every_problem_with_file_and_line(
+    index: Index, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = index.locked("alpha", "beta", name="good.txt")
+    code, out, _ = run(capsys, "check", str(good))
+    assert code == 0
+    assert "ok: 2 requirement(s) in 1 file(s) vetted" in out
+    bad = index.client / "requirements-bad.txt"
+    beta_hash = index.sha("beta-2.0-py3-none-any.whl")
+    bad.write_text(
+        "alpha>=1.0\n"
+        "beta==2.0\n"
+        f"gamma==0.1 --hash=sha256:{beta_hash}\n"
+        f"beta==2.0 --hash=sha256:{beta_hash} --hash=sha256:{'2' * 64}\n"
+        f"beta==2.0 ; sys_platform == 'win32' --hash=sha256:{beta_hash}\n"
+        f"beta==1.0 ; sys_platform == 'plan9' --hash=sha256:{beta_hash}\n"
+        "-i https://evil.example/simple\n"
+    )
+    code, out, err = run(capsys, "check", bad.name)
+    assert code == 1
+    lines = out.splitlines()
+    assert "requirements-bad.txt:1: not-pinned:" in lines[0]
+    assert any(line.startswith("requirements-bad.txt:1: no-hash:") for line in lines)
+    assert any(line.startswith("requirements-bad.txt:2: no-hash:") for line in lines)
+    assert any(line.startswith("requirements-bad.txt:3: hash-binding:") for line in lines)
+    assert any(line.startswith("requirements-bad.txt:4: hash-not-in-list:") for line in lines)
+    assert not any(line.startswith("requirements-bad.txt:5:") for line in lines)
+    assert any(line.startswith("requirements-bad.txt:6: hash-binding:") for line in lines)
+    assert any(line.startswith("requirements-bad.txt:7: unsupported:") for line in lines)
+    assert "hint:" in err
+
+
+def test_check_works_offline_with_a_local_list(
+    index: Index, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index.site.write_config(index.client, str(index.site.list_path))
+    good = index.locked("gamma")
+    index.server.close()
+    code, _out, err = run(capsys, "check", str(good))
+    assert code == 0, err
+
+
+def test_lock_writes_hashes_from_the_list(index: Index, capsys: pytest.CaptureFixture[str]) -> None:
+    out_file = index.client / "requirements.lock"
+    code, _out, err = run(capsys, "lock", "alpha", "-o", str(out_file))
+    assert code == 0, err
+    text = out_file.read_text()
+    assert f"alpha==1.0 \\\n    --hash=sha256:{index.sha('alpha-1.0-py3-none-any.whl')}" in text
+    assert f"beta==2.0 \\\n    --hash=sha256:{index.sha('beta-2.0-py3-none-any.whl')}" in text
+    assert run(capsys, "check", str(out_file))[0] == 0
+    code, _, err = install(index, capsys, "-r", str(out_file))
+    assert code == 0, err
+    assert index.installed() == ["alpha==1.0", "beta==2.0"]
+
+
+def test_the_safepip_command_runs_as_a_subprocess(index: Index) -> None:
+    """The console entry point, as a Dockerfile would run it."""
+    env = {**os.environ}
+    result = subprocess.run(
+        [sys.executable, "-m", "safepip", "install", "--python", index.python, "-q",
+         "-r", str(index.locked("gamma"))],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert index.installed() == ["gamma==0.1"]

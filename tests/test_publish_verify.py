@@ -1,0 +1,352 @@
+"""publish and verify end to end: real keys, real wheels, a real server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from safepip._cli import main
+from tests.keys import Keyring
+from tests.server import LoopbackServer
+from tests.site import Site, make_site
+from tests.wheels import make_wheel
+
+
+@pytest.fixture
+def site(tmp_path: Path, keyring: Keyring, monkeypatch: pytest.MonkeyPatch) -> Site:
+    monkeypatch.setenv("GNUPGHOME", str(keyring.home))
+    monkeypatch.chdir(tmp_path)
+    return make_site(tmp_path, keyring)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def publish(site: Site, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str, str]:
+    return run(
+        capsys,
+        "publish",
+        str(site.wheels),
+        "--out",
+        str(site.out),
+        "--key",
+        site.fingerprint(),
+        *site.pins(),
+        *extra,
+    )
+
+
+def verify(site: Site, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str, str]:
+    return run(capsys, "verify", "--list", str(site.list_path), *site.pins(), *extra)
+
+
+def state_files(tmp_path: Path) -> dict[str, bytes]:
+    root = tmp_path / "state"
+    return {str(p): p.read_bytes() for p in root.rglob("*") if p.is_file()} if root.exists() else {}
+
+
+def test_publish_writes_list_signature_and_index(
+    site: Site, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = publish(site, capsys)
+    assert code == 0, err
+    assert "published 3 wheels of 3 projects, serial 1" in out
+    text = site.list_path.read_text()
+    assert text.startswith("# safepip-list: 1\n# serial: 1\n")
+    assert "alpha-1.0-py3-none-any.whl" in text
+    page = (site.out / "simple" / "alpha" / "index.html").read_text()
+    assert 'href="../../alpha-1.0-py3-none-any.whl#sha256=' in page
+    assert (site.out / "alpha-1.0-py3-none-any.whl").is_file()
+    assert "alpha/" in (site.out / "simple" / "index.html").read_text()
+
+
+def test_plain_pip_uses_the_published_index(
+    site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert publish(site, capsys)[0] == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    with LoopbackServer(site.out) as server:
+        for index in ((site.out / "simple").as_uri() + "/", server.url + "simple/"):
+            dest = tmp_path / f"dl-{len(index)}"
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--isolated", "--no-cache-dir", "-q",
+                 "--index-url", index, "-d", str(dest), "alpha==1.0"],
+                env=env, check=True, capture_output=True,
+            )  # fmt: skip
+            assert sorted(p.name for p in dest.iterdir()) == [
+                "alpha-1.0-py3-none-any.whl",
+                "beta-2.0-py3-none-any.whl",
+            ]
+
+
+def test_verify_over_http_prints_signers_serial_expiry_and_count(
+    site: Site, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert publish(site, capsys)[0] == 0
+    with LoopbackServer(site.out) as server:
+        code, out, err = run(
+            capsys, "verify", "--list", server.url + "sha256sums.txt", *site.pins()
+        )
+        assert code == 0, err
+        assert "serial:   1" in out
+        assert site.fingerprint() in out
+        assert "entries:  3 (3 wheels, 0 sdists)" in out
+        code, out, _ = run(
+            capsys, "verify", "--list", server.url + "sha256sums.txt", *site.pins(),
+            "--format", "json",
+        )  # fmt: skip
+    document = json.loads(out)
+    assert code == 0
+    assert document["version"] == 1
+    assert document["list"]["serial"] == 1
+    assert document["list"]["signers"] == [site.fingerprint()]
+    assert document["entries"] == 3
+    assert document["exit_code"] == 0
+
+
+def test_flipped_character_refuses_with_exit_3(
+    site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert publish(site, capsys)[0] == 0
+    data = site.list_path.read_bytes()
+    position = data.index(b"alpha") - 10
+    flipped = data[:position] + (b"0" if data[position : position + 1] != b"0" else b"1")
+    site.list_path.write_bytes(flipped + data[position + 1 :])
+    code, out, err = verify(site, capsys)
+    assert code == 3
+    assert out == ""
+    assert "error: sha256sums.txt.asc" in err or "sha256sums.txt.asc:" in err
+    assert "does not match" in err
+    assert "hint:" in err
+    assert "Traceback" not in err
+    assert state_files(tmp_path) == {}
+
+
+def test_json_error_document(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    assert publish(site, capsys)[0] == 0
+    site.list_path.write_bytes(site.list_path.read_bytes() + b"# appended\n")
+    code, out, _ = verify(site, capsys, "--format", "json")
+    assert code == 3
+    assert json.loads(out)["exit_code"] == 3
+
+
+def test_serial_must_rise_and_rollback_is_refused(
+    site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert publish(site, capsys)[0] == 0
+    old_list, old_sig = site.list_path.read_bytes(), site.signature_path.read_bytes()
+    code, _, err = publish(site, capsys, "--serial", "1")
+    assert code == 1
+    assert "serial 1 is not above the last published serial 1" in err
+    assert publish(site, capsys)[0] == 0
+    assert verify(site, capsys)[0] == 0
+    before = state_files(tmp_path)
+    site.list_path.write_bytes(old_list)
+    site.signature_path.write_bytes(old_sig)
+    code, _, err = verify(site, capsys)
+    assert code == 3
+    assert "rollback" in err and "1" in err and "2" in err
+    assert state_files(tmp_path) == before
+
+
+def test_equivocation_same_serial_other_bytes(
+    site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    site.sign_raw(site.raw_list(serial=5))
+    assert verify(site, capsys)[0] == 0
+    before = state_files(tmp_path)
+    make_wheel(site.wheels, "delta", "1.0")
+    site.sign_raw(site.raw_list(serial=5))
+    code, _, err = verify(site, capsys)
+    assert code == 3
+    assert "equivocation" in err
+    assert state_files(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    ("issued_ago", "lifetime", "reason"),
+    [
+        (timedelta(days=40), timedelta(days=30), "expired"),
+        (timedelta(days=-1), timedelta(days=30), "issued in the future"),
+        (timedelta(0), timedelta(days=400), "above max-validity-days (365)"),
+    ],
+)
+def test_stale_future_and_overlong_lists_are_refused(
+    site: Site,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    issued_ago: timedelta,
+    lifetime: timedelta,
+    reason: str,
+) -> None:
+    issued = datetime.now(tz=timezone.utc).replace(microsecond=0) - issued_ago
+    site.sign_raw(site.raw_list(serial=1, issued=issued, lifetime=lifetime))
+    code, _, err = verify(site, capsys)
+    assert code == 3
+    assert reason in err
+    assert state_files(tmp_path) == {}
+
+
+def test_min_serial_on_a_fresh_machine(
+    site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    site.sign_raw(site.raw_list(serial=3))
+    config = site.write_config(tmp_path / "client", str(site.list_path), min_serial=4)
+    code, _, err = run(capsys, "verify", "--config", str(config))
+    assert code == 3
+    assert "min-serial" in err
+
+
+def test_legacy_list_only_without_freshness(
+    site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    legacy = b"".join(
+        line + b"\n" for line in site.raw_list(serial=1).splitlines() if not line.startswith(b"#")
+    )
+    site.sign_raw(legacy)
+    config = site.write_config(tmp_path / "client", str(site.list_path))
+    code, _, err = run(capsys, "verify", "--config", str(config))
+    assert code == 3
+    assert "line 1" in err and "legacy" in err
+    config = site.write_config(tmp_path / "client", str(site.list_path), require_freshness=False)
+    code, out, err = run(capsys, "verify", "--config", str(config))
+    assert code == 0, err
+    assert "warning: legacy list" in err
+    assert "(legacy list)" in out
+
+
+def test_unpinned_signer_is_named(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    site.sign_raw(site.raw_list(serial=1), signer="stranger")
+    code, _, err = run(
+        capsys, "verify", "--list", str(site.list_path),
+        "--trusted-key", site.fingerprint(),
+        "--key-file", str(site.keyring.keys["alice"].public_file),
+        "--key-file", str(site.keyring.keys["stranger"].public_file), "--no-config",
+    )  # fmt: skip
+    assert code == 3
+    assert site.fingerprint("stranger") in err
+
+
+def test_missing_signature_is_exit_3_without_traceback(
+    site: Site, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert publish(site, capsys)[0] == 0
+    with LoopbackServer(site.out) as server:
+        server.status("/sha256sums.txt.asc", 404)
+        code, _, err = run(capsys, "verify", "--list", server.url + "sha256sums.txt", *site.pins())
+    assert code == 3
+    assert "404" in err and "sha256sums.txt.asc" in err
+    assert "Traceback" not in err
+
+
+def test_http_list_on_another_host_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    started = time.monotonic()
+    code, _, err = run(
+        capsys, "verify", "--list", "http://192.0.2.1/sha256sums.txt", "--no-config",
+        "--trusted-key", "0" * 40, "--key-file", "k.asc",
+    )  # fmt: skip
+    assert code == 3
+    assert "192.0.2.1" in err
+    assert time.monotonic() - started < 5
+
+
+def test_key_id_pin_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "verify", "--list", "x", "--trusted-key", "ABCD1234ABCD1234")
+    assert code == 2
+    assert "key ID" in err
+
+
+@pytest.mark.parametrize("signer", ["expired", "stranger"])
+def test_publish_refuses_expired_or_unpinned_key(
+    site: Site, capsys: pytest.CaptureFixture[str], signer: str
+) -> None:
+    pins = site.pins("expired") if signer == "expired" else site.pins()
+    code, _, err = run(
+        capsys, "publish", str(site.wheels), "--out", str(site.out),
+        "--key", site.fingerprint(signer), *pins,
+    )  # fmt: skip
+    assert code == 1
+    assert site.fingerprint(signer) in err
+    assert not site.out.exists()
+
+
+def test_publish_refuses_name_collisions_and_foreign_files(
+    site: Site, capsys: pytest.CaptureFixture[str]
+) -> None:
+    twin = make_wheel(site.wheels, "beta", "2.0.0")
+    code, _, err = publish(site, capsys)
+    assert code == 1
+    assert "same project, version and tags" in err
+    twin.unlink()
+    (site.wheels / "notes.txt").write_text("hi")
+    code, _, err = publish(site, capsys)
+    assert code == 1
+    assert "notes.txt: not a wheel" in err
+    assert not site.out.exists()
+
+
+def test_publish_refuses_wheel_whose_metadata_disagrees(
+    site: Site, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_wheel(site.wheels, "delta", "1.0", metadata_name="evil")
+    code, _, err = publish(site, capsys)
+    assert code == 1
+    assert "delta-1.0-py3-none-any.whl: METADATA says evil" in err
+
+
+def test_publish_refuses_expiry_beyond_maximum(
+    site: Site, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = publish(site, capsys, "--expires", "400d")
+    assert code == 1
+    assert "max-validity-days" in err
+
+
+def test_index_escapes_names() -> None:
+    from safepip.publish import render_index
+
+    pages = render_index({"a-1.0-py3-none-any.whl": ("f" * 64, '>=3.8"<script>')})
+    page = pages["a/index.html"]
+    assert "<script>" not in page
+    assert 'data-requires-python="&gt;=3.8&quot;&lt;script&gt;"' in page
+
+
+def test_newcomer_flow_with_python_http_server(
+    site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The README's walk-through: publish, serve with http.server, verify, flip, refuse."""
+    assert publish(site, capsys)[0] == 0
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1", "-d", str(site.out)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        port = server.stdout.readline().split("port ")[1].split(" ")[0]
+        url = f"http://127.0.0.1:{port}/sha256sums.txt"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        cmd = [sys.executable, "-m", "safepip", "verify", "--list", url, *site.pins()]
+        ok = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        assert ok.returncode == 0, ok.stderr
+        assert "serial:   1" in ok.stdout
+        data = site.list_path.read_text()
+        site.list_path.write_text(data.replace("alpha", "alphb", 1))
+        bad = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        assert bad.returncode == 3
+        assert bad.stderr.startswith("error: ")
+        assert "\nhint: " in bad.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
