@@ -313,17 +313,42 @@ def _resolve(
             for e, extras in planned
         ]
         return artifacts, [], True
+    from safepip.errors import PipError  # noqa: PLC0415
+    from safepip.mirror import vetted_index  # noqa: PLC0415
+    from safepip.policy import Rejection  # noqa: PLC0415
+
     request = staging / "request.txt"
     request.write_text("".join(f"{line.requirement}\n" for line in lines), encoding="utf-8")
-    resolved = pip.resolve(
-        request,
-        index_url=cfg.index(),
-        python_target=python_target,
-        environ=dict(os.environ),
-        cafile=cfg.cert,
-        timeout=vet.DOWNLOAD_DEADLINE,
-        log=out.debug,
-    )
+    # pip resolves against a loopback view that offers only listed wheels, so an unvetted
+    # file beside vetted ones on the real index is never a candidate.
+    with vetted_index(listed, cfg.index(), cafile=cfg.cert, base_dir=cfg.base_dir) as view:
+        try:
+            resolved = pip.resolve(
+                request,
+                index_url=view.url,
+                python_target=python_target,
+                environ=dict(os.environ),
+                cafile=cfg.cert,
+                timeout=vet.DOWNLOAD_DEADLINE,
+                log=out.debug,
+            )
+        except PipError:
+            if view.failures:
+                raise view.failures[0] from None
+            if view.missing:
+                return (
+                    [],
+                    [
+                        Rejection(
+                            "dependency-missing",
+                            name,
+                            f"the resolution needs {name}, which has no wheel on the list",
+                        )
+                        for name in sorted(view.missing)
+                    ],
+                    False,
+                )
+            raise
     artifacts, rejections = vet.resolved_artifacts(resolved, listed)
     return artifacts, rejections, False
 

@@ -376,3 +376,34 @@ def test_the_safepip_command_runs_as_a_subprocess(index: Index) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert index.installed() == ["gamma==0.1"]
+
+
+def test_unvetted_newer_file_on_the_index_is_never_chosen(
+    index: Index, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A newer alpha sits on the index beside the vetted one: only the vetted one installs."""
+    newer = make_wheel(index.site.out, "alpha", "1.1", requires=("beta>=2",))
+    page = index.site.out / "simple" / "alpha" / "index.html"
+    page.write_text(
+        page.read_text().replace("</body>", f'<a href="../../{newer.name}">x</a></body>')
+    )
+    code, _, err = install(index, capsys, "alpha")
+    assert code == 0, err
+    assert index.installed() == ["alpha==1.0", "beta==2.0"]
+    assert f"/{newer.name}" not in index.server.requests
+
+
+def test_transitive_dependency_missing_from_the_list(
+    index: Index, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """epsilon is listed but needs zeta, which is only on the index, never on the list."""
+    make_wheel(index.site.out, "zeta", "1.0")
+    epsilon = make_wheel(index.site.wheels, "epsilon", "1.0", requires=("zeta",))
+    assert main(["publish", str(index.site.wheels), "--out", str(index.site.out),
+                 "--key", index.site.fingerprint(), *index.site.pins()]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert epsilon.exists()
+    code, out, err = install(index, capsys, "epsilon")
+    assert code == 1
+    assert "zeta: dependency-missing:" in out
+    assert_refused_before_pip(err, index, [])
