@@ -74,7 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     install.add_argument("specs", nargs="*", metavar="SPEC", help="requirement, e.g. idna==3.10")
     install.add_argument(
-        "-r", "--requirement", action="append", default=[], type=Path, metavar="FILE"
+        "-r",
+        "--requirement",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="requirements file (strict subset of pip's syntax); repeatable",
     )
     install.add_argument("--python", metavar="PATH", help="install into this interpreter")
     install.add_argument("--target", type=Path, metavar="DIR", help="install into this folder")
@@ -85,8 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     lock = commands.add_parser("lock", parents=[common], help="write a hashed lock file")
     lock.add_argument("specs", nargs="*", metavar="SPEC")
-    lock.add_argument("-r", "--requirement", action="append", default=[], type=Path)
-    lock.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")
+    lock.add_argument(
+        "-r", "--requirement", action="append", default=[], type=Path, metavar="FILE",
+        help="requirements file; repeatable",
+    )  # fmt: skip
+    lock.add_argument(
+        "-o", "--output", type=Path, required=True, metavar="OUT", help="lock file to write"
+    )
 
     names = commands.add_parser("names", parents=[common], help="typosquat verdict for names")
     names.add_argument("names", nargs="+", metavar="NAME", help="names, or - to read stdin")
@@ -244,16 +255,27 @@ def _vet_document(
     }
 
 
+#: What to do about a refusal, by the first rejection code present (most specific first).
+_HINTS = (
+    ("typosquat", "check the spelling; if the name is genuinely meant, add it to allow-names"),
+    ("hash-mismatch", "the index served bytes the list does not vouch for: tell its operator"),
+    ("metadata-mismatch", "a wheel's METADATA contradicts its filename: tell the publisher"),
+    ("unsupported", "remove the option or requirement form safepip refuses (see README)"),
+    ("not-pinned", "pin every line with == and its hashes: `safepip lock` writes such a file"),
+    ("no-hash", "pin every line with == and its hashes: `safepip lock` writes such a file"),
+)
+
+
 def _refuse(
     out: Output, trusted: Any, rejections: Sequence[Any], artifacts: Sequence[Any] = ()
 ) -> int:
     _report(out, rejections)
-    out.error(
-        f"refused: {len(rejections)} problem(s), nothing was installed"
-        if out.format == "text"
-        else "refused",
-        "only pinned wheels whose sha256 is on the signed list can be installed",
+    codes = {r.code for r in rejections}
+    hint = next(
+        (text for code, text in _HINTS if code in codes),
+        "only wheels whose sha256 is on the signed list can be installed; ask the publisher",
     )
+    out.error(f"refused: {len(rejections)} problem(s), nothing was installed", hint)
     out.emit_json(_vet_document(trusted, artifacts, rejections, 1))
     return 1
 
@@ -367,11 +389,14 @@ def _vet(
     for warning in warnings:
         out.warn(warning)
     rejections.extend(typos)
+    # A lookalike name is reported as that, not also as "not on the list".
+    flagged = {r.subject for r in typos}
+    unflagged = [line for line in parsed.lines if line.name not in flagged]
     if vet.is_locked(parsed.lines):
-        for line in parsed.lines:
+        for line in unflagged:
             rejections.extend(policy.judge_lock_line(line, trusted.hashlist))
     else:
-        rejections.extend(policy.judge_requested(parsed.lines, trusted.hashlist))
+        rejections.extend(policy.judge_requested(unflagged, trusted.hashlist))
     if rejections:  # before any request reaches the index
         return trusted, [], rejections
     artifacts, problems, locked = _resolve(
@@ -385,7 +410,8 @@ def _vet(
         problems = vet.download_all(
             artifacts, wheels, cafile=cfg.cert, timeout=args.timeout, advance=advance
         )
-    problems += vet.check_wheels(artifacts, wheels, closure=locked)
+    # A refused download leaves a hole in the closure; judging it would only add noise.
+    problems += vet.check_wheels(artifacts, wheels, closure=locked and not problems)
     return trusted, artifacts, problems
 
 
@@ -421,7 +447,6 @@ def _install(args: argparse.Namespace, cfg: Config, out: Output) -> int:
         f"installed {len(artifacts)} vetted package(s): "
         + ", ".join(f"{a.name}=={a.version}" for a in artifacts)
     )
-    out.info(f"from {trusted.describe()}")
     out.emit_json(_vet_document(trusted, artifacts, [], 0))
     return 0
 

@@ -380,7 +380,7 @@ def judge_names(
         verdict = reference.check(name, known=known)
         if verdict.verdict != "typosquat":
             continue
-        message = f"looks like {verdict.similar_to} ({verdict.reason})"
+        message = f"did you mean {verdict.similar_to}? {verdict.reason}"
         if cfg.typosquat == "block":
             rejections.append(Rejection("typosquat", name, message, where))
         else:
