@@ -25,8 +25,10 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message, hint=f"see `{self.prog} --help`")
 
 
-def _common() -> _Parser:
-    common = _Parser(add_help=False)
+def _common(*, suppress: bool) -> _Parser:
+    """The common flags. On subcommands they default to SUPPRESS so that a flag given before
+    the command (``safepip -q check``) is not overwritten by the subcommand's default."""
+    common = _Parser(add_help=False, argument_default=argparse.SUPPRESS if suppress else None)
     group = common.add_argument_group("list and keys")
     group.add_argument("--list", metavar="URL", help="URL or path of the signed list")
     group.add_argument("--signature", metavar="URL", help="URL or path of its signature")
@@ -38,18 +40,18 @@ def _common() -> _Parser:
     )
     group.add_argument("--index-url", metavar="URL", help="PEP 503 index serving the wheels")
     group = common.add_argument_group("output and configuration")
-    group.add_argument("--format", choices=("text", "json"), default="text")
+    group.add_argument("--format", choices=("text", "json"), **_default("text", suppress))
     group.add_argument("-q", "--quiet", action="store_true", help="only errors and results")
     group.add_argument(
         "-v", "--verbose", action="store_true", help="show pip and gpg command lines"
     )
     group.add_argument("--no-progress", action="store_true", help="no progress bars")
-    group.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    group.add_argument("--color", choices=("auto", "always", "never"), **_default("auto", suppress))
     group.add_argument("--config", metavar="FILE", type=Path, help="use this config file")
     group.add_argument(
         "--timeout",
         type=float,
-        default=900.0,
+        **_default(900.0, suppress),
         metavar="SECONDS",
         help="total deadline for the downloads of one run (default 900)",
     )
@@ -57,10 +59,15 @@ def _common() -> _Parser:
     return common
 
 
+def _default(value: object, suppress: bool) -> dict[str, Any]:
+    return {"default": argparse.SUPPRESS} if suppress else {"default": value}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The whole argparse tree (DESIGN.md §4)."""
-    common = _common()
+    """The whole argparse tree (DESIGN.md §4); common flags go before or after the command."""
+    common = _common(suppress=True)
     parser = _Parser(
+        parents=[_common(suppress=False)],
         prog="safepip",
         description="Install only Python wheels whose sha256 is on a GPG-signed list.",
         epilog="exit codes: 0 ok, 1 refused by policy, 2 usage, 3 list not trustworthy, "
@@ -433,6 +440,7 @@ def _install(args: argparse.Namespace, cfg: Config, out: Output) -> int:
             return 0
         generated = staging / "vetted.txt"
         generated.write_text(vet.requirements_text(artifacts), encoding="utf-8")
+        out.info(f"all {len(artifacts)} wheel(s) vetted; pip installs them with --require-hashes")
         pip.install(
             staging / "wheels",
             generated,
