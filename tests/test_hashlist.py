@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import random
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -225,3 +226,71 @@ def test_judge_header_accepts_fresh_and_small_skew() -> None:
         max_validity_days=365,
         legacy=False,
     )
+
+
+# The whole-text fast path and the line-by-line parser must agree on every input: the fast path
+# may only ever accept what the careful parser accepts, with the same entries and line numbers.
+
+VARIED = body(
+    f"{H1}  certifi-2024.8.30-py3-none-any.whl",
+    f"{H2}  Foo_Bar-1.0-py2.py3-none-any.whl",
+    f"{H3}  zope.interface-7.0rc1-1-cp311-cp311-manylinux_2_17_x86_64.whl",
+    f"{'d' * 64}  pkg-1.0.post1+local-py3-none-any.whl",
+    f"{'e' * 64}  x-0!2.0.dev3-py3-none-any.whl",
+)
+
+
+def careful_parse(data: bytes, monkeypatch: pytest.MonkeyPatch) -> hashlist.HashList:
+    with monkeypatch.context() as patch:
+        patch.setattr(hashlist, "_parse_wheels_at_once", lambda text: None)
+        return hashlist.parse(data)
+
+
+def outcome(parse: object, data: bytes) -> object:
+    try:
+        parsed = parse(data)  # type: ignore[operator]
+    except ListFormatError as error:
+        return ("refused", str(error), error.line)
+    return ("parsed", parsed.header, parsed.entries, parsed.legacy)
+
+
+def test_fast_path_takes_a_wheel_list_and_agrees(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = VARIED.decode()
+    fast = hashlist._parse_wheels_at_once(text)
+    assert fast is not None  # the fast path is not dead code
+    assert fast[1].entries == hashlist._parse_line_by_line(text)[1].entries
+    assert outcome(hashlist.parse, VARIED) == outcome(
+        lambda d: careful_parse(d, monkeypatch), VARIED
+    )
+    assert [e.line for e in fast[1].entries] == [5, 6, 7, 8, 9]
+    assert [e.name for e in fast[1].entries][1:3] == ["foo-bar", "zope-interface"]
+
+
+def test_fast_path_agrees_with_the_careful_parser_on_mutated_lists(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = random.Random(20261129)  # noqa: S311 (reproducible noise, not crypto)
+    lines = VARIED.decode().splitlines(keepends=True)
+    noise = ["-", "_", ".", "..", "__", "\r", "\t", "\x00", "é", "A", "/", " ", "#", "\n", "1"]
+    kinds = set()
+    for _ in range(3000):
+        mutated = list(lines)
+        for _ in range(rng.randint(1, 2)):
+            i = rng.randrange(len(mutated))
+            action = rng.randrange(4)
+            if action == 0:  # a character replaced or inserted
+                line = mutated[i]
+                j = rng.randrange(len(line))
+                mutated[i] = line[:j] + rng.choice(noise) + line[j + rng.randint(0, 1) :]
+            elif action == 1:  # a line repeated
+                mutated.insert(i, mutated[i])
+            elif action == 2 and len(mutated) > 1:  # a line dropped
+                del mutated[i]
+            else:  # a hash reused on another line
+                k = rng.randrange(len(mutated))
+                mutated[k] = mutated[i][:64] + mutated[k][64:]
+        data = "".join(mutated).encode()
+        fast = outcome(hashlist.parse, data)
+        assert fast == outcome(lambda d: careful_parse(d, monkeypatch), data), data
+        kinds.add(fast[0])  # type: ignore[index]
+    assert kinds == {"parsed", "refused"}  # both sides of the comparison were exercised
