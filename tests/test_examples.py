@@ -1,14 +1,15 @@
 """The examples run, so they cannot rot: the pre-commit hook, the Dockerfile, the CI workflow.
 
-What needs PyPI (the real ``pre-commit``, the hook environment it builds, safepip's bootstrap
-dependencies, the real wheels of the Docker example's lock file) is skipped, with the reason, when
-https://pypi.org cannot be reached. No pip call here sees the machine's pip configuration or any
-inherited ``PIP_*`` variable.
+No test here touches the internet. What a user's run would fetch from PyPI (the hook
+environment pre-commit builds, safepip's bootstrap dependencies, the real wheels of the Docker
+example's lock file) comes from the wheelhouse that ``scripts/test`` downloads at set-up time,
+with ``--require-hashes`` where the example pins hashes; pre-commit itself is a dev dependency.
+Without that wheelhouse these tests are skipped, with the reason. No pip call here sees the
+machine's pip configuration or any inherited ``PIP_*`` variable but the ones set here.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -17,8 +18,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,27 +34,21 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "examples" / "docker"
 WORKFLOW = ROOT / "examples" / "github-actions" / "safepip.yml"
-PYPI = "https://pypi.org/simple/pip/"
+WHEELHOUSE = Path(os.environ.get("SAFEPIP_WHEELHOUSE", ROOT / ".wheelhouse"))
+EXAMPLE_WHEELS = WHEELHOUSE / "examples"
 
 
 # -- helpers -----------------------------------------------------------------------------------
 
 
-@functools.cache
-def _pypi_error() -> str | None:
-    """Why PyPI is unreachable, or None when it answers."""
-    try:
-        with urllib.request.urlopen(PYPI, timeout=15) as response:
-            response.read(1)
-    except (OSError, urllib.error.URLError) as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
+def require_wheelhouse(what: str, folder: Path, pattern: str) -> None:
+    if not any(folder.glob(pattern)):
+        pytest.skip(f"{what}: no {pattern} in {folder} (scripts/test downloads it)")
 
 
-def require_pypi(what: str) -> None:
-    reason = _pypi_error()
-    if reason is not None:
-        pytest.skip(f"{what}: needs https://pypi.org, unreachable here ({reason})")
+def offline_pip(find_links: Path) -> dict[str, str]:
+    """pip settings that make PyPI the wheelhouse: no index, only these files."""
+    return {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(find_links)}
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -122,17 +115,13 @@ def safepip_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def pre_commit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
-    """The real pre-commit from PyPI in its own venv, and a pip cache shared by its hook envs."""
-    require_pypi("installing pre-commit")
+    """The real pre-commit (a dev dependency), and a pip cache shared by its hook envs."""
+    executable = Path(sys.executable).parent / "pre-commit"
+    if not executable.exists():
+        pytest.skip(f"pre-commit is not installed beside {sys.executable} (pip install -e .[dev])")
     root = tmp_path_factory.mktemp("pre-commit")
-    venv, cache = root / "venv", root / "pip-cache"
     try:
-        run([sys.executable, "-m", "venv", str(venv)])
-        run(
-            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "pre-commit"],
-            env=clean_env({"PIP_CACHE_DIR": str(cache)}),
-        )
-        yield venv / "bin" / "pre-commit", cache
+        yield executable, root / "pip-cache"
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -185,6 +174,9 @@ def test_pre_commit_hook_with_try_repo(
     """``pre-commit try-repo <this checkout> safepip-check`` passes a good lock file, fails a bad
     one naming ``requirements.txt:LINE``, and never sees files outside ``files:``."""
     executable, pip_cache = pre_commit
+    # The hook environment installs safepip from the snapshot: its dependencies, and flit_core to
+    # build it, come from the wheelhouse.
+    require_wheelhouse("the hook environment", WHEELHOUSE, "flit_core-*.whl")
     site = make_site(tmp_path, keyring)
     publish(site, monkeypatch, capsys)
     hooks_repo = checkout_snapshot(tmp_path / "safepip-checkout")
@@ -199,7 +191,13 @@ def test_pre_commit_hook_with_try_repo(
     (project / "notes.txt").write_text("beta==2.0\n")  # would fail: the hook must not see it
     git_init(project)
 
-    env = git_env({"PIP_CACHE_DIR": str(pip_cache), "PRE_COMMIT_HOME": str(tmp_path / "pc")})
+    env = git_env(
+        {
+            "PIP_CACHE_DIR": str(pip_cache),
+            "PRE_COMMIT_HOME": str(tmp_path / "pc"),
+            **offline_pip(WHEELHOUSE),
+        }
+    )
 
     def try_repo(*files: str) -> subprocess.CompletedProcess[str]:
         argv = [str(executable), "try-repo", str(hooks_repo), "safepip-check", "--verbose"]
@@ -312,19 +310,17 @@ class DockerBuild:
     * ``apt-get`` steps are not run (they would change this machine): what they install must be
       on this machine already (asserted);
     * stages share one filesystem, so ``COPY --from`` of a path onto itself is a no-op;
-    * HOME is ``rootfs/root`` and pip has no config file, as in a fresh image; this machine's
-      network settings (CA bundle, proxy: NETWORK) are passed on, as a build here would need.
+    * HOME is ``rootfs/root`` and pip has no config file, as in a fresh image;
+    * PyPI is ``pypi``, a folder of wheels (PIP_NO_INDEX, PIP_FIND_LINKS): the bootstrap step's
+      pip still checks every file against the hashes of bootstrap.txt. safepip ignores both
+      variables (it scrubs PIP_* from pip's environment).
     """
 
     MAPPED = ("/opt", "/app", "/tmp", "/root")
-    NETWORK = (
-        *("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"),
-        *("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"),
-    )
-
     context: Path
     rootfs: Path
     build_args: Mapping[str, str]
+    pypi: Path | None = None
     outputs: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
@@ -347,7 +343,7 @@ class DockerBuild:
             "TMPDIR": str(self.rootfs / "tmp"),
             "LANG": "C.UTF-8",
             "PIP_CONFIG_FILE": os.devnull,
-            **{name: os.environ[name] for name in self.NETWORK if name in os.environ},
+            **(offline_pip(self.pypi) if self.pypi is not None else {"PIP_NO_INDEX": "1"}),
         }
 
     def host(self, container_path: str) -> Path:
@@ -456,12 +452,12 @@ def test_dockerfile_run_steps(
     wheels of the example's lock file (downloaded with --require-hashes, so its hashes are
     proven real), signed with a test key. SAFEPIP_LIST points at it, as ``--build-arg`` would.
     """
-    require_pypi("the Dockerfile's bootstrap step and the example's real wheels")
+    require_wheelhouse("the Docker example's wheels", EXAMPLE_WHEELS, "requests-*.whl")
     site = make_site(tmp_path, keyring, {})
     run(
         [sys.executable, "-m", "pip", "download", "-q", "--require-hashes", "--no-deps",
          "--only-binary", ":all:", "-d", str(site.wheels), "-r", str(DOCKER / "requirements.txt")],
-        env=clean_env({"PIP_NO_CACHE_DIR": "1"}),
+        env=clean_env({"PIP_NO_CACHE_DIR": "1", **offline_pip(EXAMPLE_WHEELS)}),
     )  # fmt: skip
     publish(site, monkeypatch, capsys)
 
@@ -492,6 +488,7 @@ def test_dockerfile_run_steps(
                 "SAFEPIP_SHA256": sha256(safepip_wheel),
                 "SAFEPIP_LIST": server.url + "sha256sums.txt",
             },
+            pypi=EXAMPLE_WHEELS,
         )
         build.run(instructions)
         requested = server.requests
