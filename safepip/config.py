@@ -166,9 +166,8 @@ def _file_values(path: Path, table: str) -> dict[str, Any]:
 def _environment_values(environ: Mapping[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key in _KEYS:
-        name = "SAFEPIP_" + key.upper().replace("-", "_")
-        if name in environ:
-            raw = environ[name]
+        raw = environ.get("SAFEPIP_" + key.upper().replace("-", "_"), "")
+        if raw:  # set but empty counts as unset, as pip does with PIP_* variables
             values[key] = (
                 [p for p in raw.replace(",", " ").split() if p] if key in _LIST_KEYS else raw
             )

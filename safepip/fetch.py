@@ -29,25 +29,28 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import http.client
 import io
 import ipaddress
 import os
 import select
 import socket
-import ssl
 import stat
 import time
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, urljoin, urlsplit
-from urllib.request import url2pathname
 
 from safepip import __version__
 from safepip.errors import FetchError
 
+# http.client (with the ssl and email packages it imports) and urllib.request cost ~9 ms at
+# start-up that reading a local list (`safepip check` in a pre-commit hook) never needs: they
+# are imported in the functions that use them.
 if TYPE_CHECKING:
+    import http.client
+    import ssl
+
     from _typeshed import WriteableBuffer
 
 __all__ = ["download", "fetch_bytes", "is_allowed_source", "join_url"]
@@ -252,7 +255,12 @@ def _chunks(
     deadline = time.monotonic() + timeout
     scheme = _scheme(source)
     if scheme in ("", "file"):
-        path = Path(url2pathname(urlsplit(source).path)) if scheme == "file" else Path(source)
+        if scheme == "file":
+            from urllib.request import url2pathname  # noqa: PLC0415  (lazy: see the imports)
+
+            path = Path(url2pathname(urlsplit(source).path))
+        else:
+            path = Path(source)
         if base_dir is not None and not path.is_absolute():
             path = base_dir / path
         return _file_chunks(path, max_bytes=max_bytes, deadline=deadline, timeout=timeout)
@@ -356,29 +364,29 @@ class _DeadlineSocket:
         self._sock.close()
 
 
-class _Connection(http.client.HTTPConnection):
+def _connection(
+    host: str, port: int, *, deadline: float, tls: ssl.SSLContext | None
+) -> http.client.HTTPConnection:
     """One HTTP(S) connection whose connect, handshake, request and response share a deadline."""
+    import http.client  # noqa: PLC0415  (lazy, see the imports: so the subclass is made here)
 
-    def __init__(
-        self, host: str, port: int, *, deadline: float, tls: ssl.SSLContext | None
-    ) -> None:
-        super().__init__(host, port)
-        self.default_port = 443 if tls is not None else 80  # for the Host header
-        self._deadline = deadline
-        self._tls = tls
+    class _Connection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            sock = _connect_tcp(self.host, self.port, deadline, loopback_only=tls is None)
+            try:
+                if tls is not None:
+                    sock = tls.wrap_socket(
+                        sock, server_hostname=self.host, do_handshake_on_connect=False
+                    )
+                    _handshake(sock, deadline)
+            except BaseException:
+                sock.close()
+                raise
+            self.sock = _DeadlineSocket(sock, deadline)
 
-    def connect(self) -> None:
-        sock = _connect_tcp(self.host, self.port, self._deadline, loopback_only=self._tls is None)
-        try:
-            if self._tls is not None:
-                sock = self._tls.wrap_socket(
-                    sock, server_hostname=self.host, do_handshake_on_connect=False
-                )
-                _handshake(sock, self._deadline)
-        except BaseException:
-            sock.close()
-            raise
-        self.sock = _DeadlineSocket(sock, self._deadline)
+    connection = _Connection(host, port)
+    connection.default_port = 443 if tls is not None else 80  # for the Host header
+    return connection
 
 
 def _connect_tcp(host: str, port: int, deadline: float, *, loopback_only: bool) -> socket.socket:
@@ -409,6 +417,8 @@ def _connect_tcp(host: str, port: int, deadline: float, *, loopback_only: bool) 
 
 def _handshake(sock: ssl.SSLSocket, deadline: float) -> None:
     """The TLS handshake, non-blocking, so a peer that trickles it cannot outlast the deadline."""
+    import ssl  # noqa: PLC0415  (lazy: see the imports)
+
     sock.setblocking(False)
     while True:
         try:
@@ -423,6 +433,8 @@ def _handshake(sock: ssl.SSLSocket, deadline: float) -> None:
 
 
 def _tls_context(cafile: str | None) -> ssl.SSLContext:
+    import ssl  # noqa: PLC0415  (lazy: see the imports)
+
     try:
         # Verification stays on (CERT_REQUIRED, check_hostname) and TLS 1.2 is the minimum.
         return ssl.create_default_context(cafile=cafile)
@@ -436,12 +448,15 @@ def _tls_context(cafile: str | None) -> ssl.SSLContext:
 def _http_chunks(
     url: str, *, max_bytes: int, deadline: float, timeout: float, cafile: str | None
 ) -> _Chunks:
+    import http.client  # noqa: PLC0415  (lazy: see the imports)
+    import ssl  # noqa: PLC0415
+
     current = url
     parts = urlsplit(current)
     tls = _tls_context(cafile) if parts.scheme == "https" else None
     redirects = 0
     while True:
-        connection = _Connection(
+        connection = _connection(
             parts.hostname or "",
             parts.port or _DEFAULT_PORTS[parts.scheme],
             deadline=deadline,
@@ -490,7 +505,9 @@ def _http_chunks(
             connection.close()
 
 
-def _request(connection: _Connection, parts: SplitResult) -> http.client.HTTPResponse:
+def _request(
+    connection: http.client.HTTPConnection, parts: SplitResult
+) -> http.client.HTTPResponse:
     target = parts.path or "/"
     if parts.query:
         target += "?" + parts.query

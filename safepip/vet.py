@@ -9,23 +9,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from packaging import tags
 from packaging.utils import parse_wheel_filename
 
-from safepip import fetch, gpg, hashlist, index, policy
+from safepip import fetch, gpg, hashlist, policy
 from safepip.config import Config
 from safepip.errors import FetchError, FreshnessError
-from safepip.pip import ResolvedArtifact
 from safepip.policy import Rejection
 from safepip.requirements import RequirementLine
 from safepip.state import TrustState, judge_serial
-from safepip.wheel import WheelError, WheelMetadata, read_metadata
+
+# `check` and `verify` never download: what only `install` and `lock` need (a thread pool, the
+# index page parser, wheel reading, pip) is imported where it is used, keeping their start fast.
+if TYPE_CHECKING:
+    from safepip.pip import ResolvedArtifact
+    from safepip.wheel import WheelMetadata
 
 #: The whole fetch of the list, and of its signature, must finish within this many seconds.
 LIST_DEADLINE: Final = 60.0
@@ -221,6 +224,10 @@ def locate(
     Raises:
         FetchError: a page cannot be fetched, or does not offer a listed file.
     """
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415  (lazy: see the imports)
+
+    from safepip import index  # noqa: PLC0415
+
     projects = sorted({entry.name for entry in entries})
 
     def page(name: str) -> dict[str, str]:
@@ -259,6 +266,8 @@ def download_all(
     Raises:
         FetchError: a download failed (status, size, deadline, network); every file is removed.
     """
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415  (lazy: see the imports)
+
     deadline = time.monotonic() + timeout
 
     def one(artifact: Artifact) -> Rejection | None:
@@ -302,6 +311,8 @@ def download_all(
 
 def check_wheels(artifacts: Sequence[Artifact], folder: Path, *, closure: bool) -> list[Rejection]:
     """METADATA name and version against each filename, then (``closure``) the dependencies."""
+    from safepip.wheel import WheelError, read_metadata  # noqa: PLC0415  (lazy: see the imports)
+
     rejections: list[Rejection] = []
     metadata: dict[str, WheelMetadata] = {}
     for artifact in artifacts:
@@ -364,11 +375,12 @@ def judge_names(
     if cfg.typosquat == "off":
         return [], []
     known = set(cfg.allow_names) | (set(listed.names()) if listed is not None else set())
-    from safepip.typosquat import TyposquatIndex  # noqa: PLC0415  (lazy: only when needed)
-
     unknown = [(n, where) for n, where in names if n not in known]
     if not unknown:
         return [], []
+    # Lazy, and only past the exit above: a lock file of listed names never loads the index.
+    from safepip.typosquat import TyposquatIndex  # noqa: PLC0415
+
     reference = (
         TyposquatIndex.from_file(cfg.popular_names)
         if cfg.popular_names is not None

@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from safepip import __version__
+from tests.keys import Keyring
+from tests.site import Site
 
 
 def test_version_flag_prints_version() -> None:
@@ -31,3 +34,35 @@ def test_usage_error_is_one_line_with_hint() -> None:
     assert out.returncode == 2
     assert out.stderr.splitlines()[0].startswith("error: unrecognized arguments: --no-such-flag")
     assert out.stderr.splitlines()[1].startswith("hint: ")
+
+
+#: What `safepip check` of listed names against a local list must not import: each is imported
+#: where it is used, so that `safepip check` starts fast in a pre-commit hook.
+CHECK_NEVER_IMPORTS = (
+    "http.client", "ssl", "urllib.request",  # fetch: only for http(s):// and file:// sources
+    "concurrent.futures", "html.parser", "zipfile",  # vet: downloads, index pages, wheels
+    "safepip.index", "safepip.mirror", "safepip.pip", "safepip.wheel",
+    "safepip.typosquat",  # only for names that are not on the list
+    "rich",  # only for a progress bar on a terminal
+)  # fmt: skip
+
+
+def test_check_of_a_local_list_imports_only_what_it_needs(tmp_path: Path, keyring: Keyring) -> None:
+    site = Site(tmp_path / "wheels", tmp_path / "site", keyring)
+    hashes = {"alpha-1.0-py3-none-any.whl": "a" * 64, "beta-2.0-py3-none-any.whl": "b" * 64}
+    site.sign_raw(site.raw_list(serial=1, files=hashes))
+    lock = tmp_path / "requirements.txt"
+    lock.write_text(f"alpha==1.0 --hash=sha256:{'a' * 64}\nbeta==2.0 --hash=sha256:{'b' * 64}\n")
+    probe = (
+        "import sys\n"
+        "from safepip._cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        f"print(code, sorted(set(sys.modules) & set({CHECK_NEVER_IMPORTS!r})))\n"
+    )
+    argv = ["check", "--list", str(site.list_path), *site.pins(), str(lock)]
+    out = subprocess.run(
+        [sys.executable, "-c", probe, *argv], capture_output=True, text=True, check=False
+    )
+    assert out.stdout.splitlines() == ["ok: 2 requirement(s) in 1 file(s) vetted", "0 []"], (
+        out.stdout + out.stderr
+    )

@@ -52,6 +52,18 @@ def test_flags_beat_environment_beat_file(tmp_path: Path) -> None:
     assert cfg.trusted_keys == (FPR, FPR2)
 
 
+def test_empty_environment_variable_counts_as_unset(tmp_path: Path) -> None:
+    """``SAFEPIP_LIST=`` (set but empty) leaves the file's value alone, as pip does with PIP_*."""
+    (tmp_path / "safepip.toml").write_text(
+        f'list = "l.txt"\ntrusted-keys = ["{FPR}"]\nmin-serial = 3\ntyposquat = "warn"\n'
+    )
+    assert load(tmp_path, {"SAFEPIP_LIST": ""}).list == "l.txt"
+    empty = {f"SAFEPIP_{name}": "" for name in ("LIST", "TRUSTED_KEYS", "MIN_SERIAL", "TYPOSQUAT")}
+    cfg = load(tmp_path, empty)
+    assert (cfg.list, cfg.trusted_keys, cfg.min_serial) == ("l.txt", (FPR,), 3)
+    assert cfg.typosquat == "warn"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
