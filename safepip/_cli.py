@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from safepip import __version__
 from safepip._output import Output
 from safepip.config import Config, load
 from safepip.errors import SafepipError, UsageError
+
+if TYPE_CHECKING:
+    from safepip.policy import Rejection
 
 Handler = Callable[[argparse.Namespace, Config, Output], int]
 
@@ -160,7 +163,7 @@ def _verify(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     from safepip import vet  # noqa: PLC0415
 
     now = datetime.now(tz=timezone.utc)
-    trusted = vet.load_trusted_list(cfg, now=now, state=_state(dict(os.environ)))
+    trusted = vet.load_trusted_list(cfg, now=now, state=_state(dict(os.environ)), log=out.debug)
     for warning in trusted.warnings:
         out.warn(warning)
     parsed = trusted.hashlist
@@ -192,8 +195,15 @@ def _verify(args: argparse.Namespace, cfg: Config, out: Output) -> int:
 
 
 def _publish(args: argparse.Namespace, cfg: Config, out: Output) -> int:
-    from safepip import gpg, publish  # noqa: PLC0415
+    from safepip import gpg, publish, vet  # noqa: PLC0415
     from safepip.errors import PublishError  # noqa: PLC0415
+
+    def check_names(names: Iterable[str]) -> list[Rejection]:
+        # A publisher about to sign a lookalike into the list is the last place to stop it.
+        rejections, warnings = vet.judge_names([(n, None) for n in names], cfg, None)
+        for warning in warnings:
+            out.warn(warning)
+        return rejections
 
     fingerprint = gpg.normalise_fingerprint(args.key)
     if fingerprint not in cfg.trusted_keys:
@@ -210,6 +220,7 @@ def _publish(args: argparse.Namespace, cfg: Config, out: Output) -> int:
         expires_in=publish.parse_duration(args.expires),
         max_validity_days=cfg.max_validity_days,
         serial=args.serial,
+        check_names=check_names,
     )
     if cfg.key_files:
         # Prove that what we wrote verifies with the key files users are given.
@@ -220,6 +231,7 @@ def _publish(args: argparse.Namespace, cfg: Config, out: Output) -> int:
             trusted=[fingerprint],
             threshold=1,
             source=str(result.signature_path),
+            log=out.debug,
         )
     out.result(
         f"published {result.entries} wheels of {result.projects} projects, serial "
@@ -306,7 +318,7 @@ def _trusted(cfg: Config, out: Output) -> Any:
     from safepip import vet  # noqa: PLC0415
 
     trusted = vet.load_trusted_list(
-        cfg, now=datetime.now(tz=timezone.utc), state=_state(dict(os.environ))
+        cfg, now=datetime.now(tz=timezone.utc), state=_state(dict(os.environ)), log=out.debug
     )
     for warning in trusted.warnings:
         out.warn(warning)

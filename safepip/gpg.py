@@ -11,10 +11,11 @@ python-gnupg's summary ``valid`` flag, which reflects only the last signature gp
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -89,14 +90,24 @@ def _gpg_binary(name: str) -> str:
     return path
 
 
-def _gpg(binary: str, home: Path | None, options: Sequence[str] = ()) -> gnupg.GPG:
+def _gpg(
+    binary: str,
+    home: Path | None,
+    options: Sequence[str] = (),
+    log: Callable[[str], None] | None = None,
+) -> gnupg.GPG:
+    """A python-gnupg handle on ``binary`` and ``home``; ``log`` sees each gpg command line.
+
+    Raises:
+        GpgMissingError: gpg cannot be run.
+    """
     import gnupg  # noqa: PLC0415  (lazy: python-gnupg costs tens of milliseconds to import)
 
     env = {"LC_ALL": "C", "LANG": "C"}
     if home is not None:
         env["GNUPGHOME"] = str(home)
     try:
-        return gnupg.GPG(
+        handle = gnupg.GPG(
             gpgbinary=binary,
             gnupghome=str(home) if home is not None else None,
             options=list(options),
@@ -104,6 +115,18 @@ def _gpg(binary: str, home: Path | None, options: Sequence[str] = ()) -> gnupg.G
         )
     except (OSError, ValueError) as exc:
         raise GpgMissingError(f"cannot run {binary}: {exc}") from exc
+    if log is not None:
+        # make_args builds every gpg command line python-gnupg runs (`-v` shows them); this
+        # handle's own method is wrapped, nothing global changes.
+        make_args = handle.make_args
+
+        def logged(args: list[str], passphrase: bool) -> list[str]:
+            command: list[str] = make_args(args, passphrase)
+            log(shlex.join(command))
+            return command
+
+        handle.make_args = logged
+    return handle
 
 
 @contextmanager
@@ -235,11 +258,12 @@ def verify(
     threshold: int,
     source: str = "the signature",
     gpg_binary: str = "gpg",
+    log: Callable[[str], None] | None = None,
 ) -> Verification:
     """Verify ``signature`` (one or more detached signatures) over the exact bytes ``data``.
 
     Every signature must be good; the distinct pinned primary fingerprints among the signers
-    must number at least ``threshold``.
+    must number at least ``threshold``. ``log`` sees each gpg command line.
 
     Raises:
         GpgMissingError: gpg cannot be run.
@@ -253,7 +277,7 @@ def verify(
     options = ["--no-autostart", "--trust-model", "always", "--no-auto-key-retrieve"]
     signatures: list[Signature] = []
     with _temporary_home(binary) as home:
-        gpg = _gpg(binary, home, options)
+        gpg = _gpg(binary, home, options, log)
         _import_keys(gpg, key_files)
         for number, block in enumerate(blocks):
             sig_path = home / f"signature-{number}.asc"
@@ -272,19 +296,24 @@ def verify(
 
 
 def sign(
-    data: bytes, *, fingerprint: str, gnupghome: Path | None = None, gpg_binary: str = "gpg"
+    data: bytes,
+    *,
+    fingerprint: str,
+    gnupghome: Path | None = None,
+    gpg_binary: str = "gpg",
+    log: Callable[[str], None] | None = None,
 ) -> bytes:
     """An ASCII-armoured detached binary-mode SHA-512 signature of ``data``.
 
     Uses the publisher's own GnuPG home (``gnupghome``, else gpg's default: ``GNUPGHOME`` or
-    ``~/.gnupg``), the one place where a user keyring is used.
+    ``~/.gnupg``), the one place where a user keyring is used. ``log`` sees each gpg command line.
 
     Raises:
         GpgMissingError: gpg cannot be run.
         PublishError: no such secret key, the key is expired or revoked, or signing failed.
     """
     fpr = normalise_fingerprint(fingerprint)
-    gpg = _gpg(_gpg_binary(gpg_binary), gnupghome)
+    gpg = _gpg(_gpg_binary(gpg_binary), gnupghome, log=log)
     keys: Any = gpg.list_keys(keys=[fpr])
     key = next((k for k in keys if k.get("fingerprint") == fpr), None)
     if key is None:

@@ -66,13 +66,19 @@ def list_identity(cfg: Config) -> str:
     return str((cfg.base_dir / source).resolve())
 
 
-def load_trusted_list(cfg: Config, *, now: datetime, state: TrustState | None) -> TrustedList:
+def load_trusted_list(
+    cfg: Config,
+    *,
+    now: datetime,
+    state: TrustState | None,
+    log: Callable[[str], None] | None = None,
+) -> TrustedList:
     """Fetch, verify, parse and judge the configured list; record its serial in ``state``.
 
     The signature is checked over the exact bytes fetched, before they are parsed, and those same
     bytes are what is parsed: a file changing on disk afterwards changes nothing. ``state`` is
     ``None`` only where the caller must not record (never to skip the rollback check: then
-    ``min-serial`` still applies).
+    ``min-serial`` still applies). ``log`` sees each gpg command line.
 
     Raises:
         ConfigError: missing pins or unreadable key files (exit 2).
@@ -102,6 +108,7 @@ def load_trusted_list(cfg: Config, *, now: datetime, state: TrustState | None) -
         trusted=cfg.trusted_keys,
         threshold=cfg.threshold,
         source=cfg.signature_source(),
+        log=log,
     )
     parsed = hashlist.parse(
         data, require_freshness=cfg.require_freshness, max_bytes=cfg.max_list_bytes

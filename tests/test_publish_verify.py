@@ -350,3 +350,46 @@ def test_newcomer_flow_with_python_http_server(
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_publish_refuses_a_lookalike_name_unless_allowed(
+    site: Site, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A publisher about to sign a typosquat into the list is stopped before anything is written."""
+    make_wheel(site.wheels, "reqeusts", "1.0")
+    code, _, err = publish(site, capsys)
+    assert code == 1
+    assert "reqeusts: did you mean requests? `eu` for `ue` (letters swapped)" in err
+    assert "hint: add the name to allow-names" in err
+    assert not site.out.exists()
+
+    monkeypatch.setenv("SAFEPIP_TYPOSQUAT", "warn")
+    code, _, err = publish(site, capsys)
+    assert code == 0, err
+    assert "reqeusts did you mean requests?" in err
+    assert site.list_path.exists()
+
+    # Names already on the published list are not judged again; a new lookalike is.
+    monkeypatch.setenv("SAFEPIP_TYPOSQUAT", "block")
+    make_wheel(site.wheels, "colourama", "1.0")
+    code, _, err = publish(site, capsys)
+    assert code == 1
+    assert "colourama: did you mean colorama?" in err
+    assert "reqeusts" not in err
+    monkeypatch.setenv("SAFEPIP_ALLOW_NAMES", "colourama")
+    code, _, err = publish(site, capsys)
+    assert code == 0, err
+
+
+def test_verbose_shows_the_gpg_command_lines(
+    site: Site, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert publish(site, capsys)[0] == 0
+    code, _, err = verify(site, capsys, "-v")
+    assert code == 0, err
+    commands = [line for line in err.splitlines() if " --status-fd " in line]
+    assert any("--import" in c for c in commands), err
+    assert any("--verify" in c for c in commands), err
+    assert all("--homedir" in c and "--no-autostart" in c for c in commands), commands
+    code, _, err = verify(site, capsys)
+    assert "--status-fd" not in err
