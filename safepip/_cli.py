@@ -438,7 +438,7 @@ def _install(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     import shutil  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
 
-    from safepip import pip, vet  # noqa: PLC0415
+    from safepip import bytecode, pip, vet  # noqa: PLC0415
 
     staging = Path(tempfile.mkdtemp(prefix="safepip-"))  # mkdtemp makes it 0700
     try:
@@ -461,6 +461,14 @@ def _install(args: argparse.Namespace, cfg: Config, out: Output) -> int:
             environ=dict(os.environ),
             log=out.debug,
         )
+        compiled = bytecode.compile_installed(
+            [staging / "wheels" / a.filename for a in artifacts],
+            python_target=args.python,
+            target_dir=args.target,
+            environ=dict(os.environ),
+            log=out.debug,
+        )
+        out.debug(f"byte-compiled {compiled.compiled} of {compiled.sources} .py file(s)")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     out.result(

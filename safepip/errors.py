@@ -111,3 +111,12 @@ class PublishError(SafepipError):
 
     exit_code = 1
     default_hint = "fix the wheel folder or the signing key, then publish again"
+
+
+class BytecodeError(PipError):
+    """Byte-compiling the packages pip just installed failed (exit 4); they stay installed."""
+
+    default_hint = (
+        "the packages work without .pyc files (Python compiles them on import); "
+        "run again with -v to see why compiling failed"
+    )

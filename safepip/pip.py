@@ -206,7 +206,7 @@ def install(
     check), wheels only, no cache, and ``--force-reinstall`` so that an installed copy of the same
     version is replaced by the vetted wheel rather than accepted unverified. With ``target_dir``,
     ``--upgrade`` as well: without it pip keeps a package folder that already exists there.
-    pip's default byte-compilation is kept.
+    No byte-compilation: :mod:`safepip.bytecode` does it afterwards, on every core.
 
     Raises:
         UsageError: ``python_target`` is not an executable file.
@@ -224,6 +224,9 @@ def install(
         ":all:",
         "--no-cache-dir",
         "--force-reinstall",
+        # pip compiles one file at a time, about half of its install time; safepip.bytecode
+        # writes and records the same .pyc files afterwards, in parallel.
+        "--no-compile",
     ]
     if target_dir is not None:
         argv += ["--target", str(Path(target_dir).absolute()), "--upgrade"]

@@ -78,3 +78,24 @@ def read_metadata(path: Path) -> WheelMetadata:
         raise WheelError(f"{path.name}: METADATA has an invalid Requires-Dist ({exc})") from None
     extras = tuple(canonicalize_name(e) for e in headers.get_all("Provides-Extra") or ())
     return WheelMetadata(meta_name, meta_version, requires, headers.get("Requires-Python"), extras)
+
+
+def dist_info_folder(path: Path) -> str:
+    """The name of the wheel's one top-level ``.dist-info`` folder, as pip installs it.
+
+    pip installs that folder under exactly this name (``PyYAML-6.0.1.dist-info``, say), so it
+    names the installed distribution without any name or version normalisation.
+
+    Raises:
+        WheelError: not a readable zip, or not exactly one top-level ``.dist-info`` folder.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise WheelError(f"{path.name}: not a readable wheel ({exc})") from None
+    folders = {name.split("/", 1)[0] for name in names if "/" in name}
+    found = sorted(folder for folder in folders if folder.endswith(".dist-info"))
+    if len(found) != 1:
+        raise WheelError(f"{path.name}: expected one .dist-info folder, found {len(found)}")
+    return found[0]

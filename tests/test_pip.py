@@ -413,11 +413,12 @@ def test_install_installs_exactly_the_pinned_wheels(
         "alpha_pkg-1.0.dist-info",
         "beta-2.1.dist-info",
     }
+    assert not list(site_packages(venv.parent.parent).rglob("*.pyc")), "safepip.bytecode compiles"
     assert run_python(venv, "import alpha_pkg, beta; print(alpha_pkg.__version__)") == "1.0"
     command = log.lines[0]
     for part in (
         f"--python {venv} install --no-index --find-links {wheels} --no-deps --require-hashes",
-        "--only-binary :all: --no-cache-dir --force-reinstall -r",
+        "--only-binary :all: --no-cache-dir --force-reinstall --no-compile -r",
     ):
         assert part in command
     assert "Successfully installed alpha-pkg-1.0 beta-2.1" in log.text

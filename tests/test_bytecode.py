@@ -1,0 +1,220 @@
+"""bytecode: safepip compiles in parallel to pip's end state, and pip uninstall removes it all.
+
+The reference is real pip (the one safepip runs) installing the same wheels *with* its own
+byte-compilation into the same path: the ``.pyc`` files, their bytes (but for the source mtime
+stamped in each header) and every ``RECORD`` must come out identical.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import importlib.util
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from safepip import bytecode
+from safepip._cli import main
+from safepip.errors import BytecodeError
+from tests.keys import Keyring
+from tests.server import LoopbackServer
+from tests.site import make_site
+from tests.wheels import make_wheel
+
+pytestmark = pytest.mark.e2e
+
+#: Enough modules that the compile step starts worker processes (it stays serial below 64).
+GENERATED = {f"omega/gen/m{i:02d}.py": f"VALUE = {i}\n" for i in range(80)}
+OMEGA = {
+    "omega/__init__.py": "from omega.sub import deep\n",
+    "omega/sub/__init__.py": "",
+    "omega/sub/deep.py": 'PATTERN = "\\d+"\n',  # an invalid escape: a warning pip ignores
+    "omega/legacy.py": 'print "Python 2 only"\n',  # does not compile: pip skips it silently
+    "omega/data.txt": "not Python\n",
+    **GENERATED,
+}
+#: A .py script from the wheel's .data folder: pip installs it to bin/ and compiles it there.
+TOOL = {"tool/__init__.py": "", "tool-1.0.data/scripts/tool_cli.py": "#!python\nprint(1)\n"}
+CACHE_TAG = sys.implementation.cache_tag
+
+
+@dataclass
+class Env:
+    out: Path
+    client: Path
+    venv: Path
+
+    @property
+    def python(self) -> str:
+        return str(self.venv / "bin" / "python")
+
+    def locked(self, *names: str) -> Path:
+        lines = []
+        for name in names:
+            wheel = self.out / f"{name}-1.0-py3-none-any.whl"
+            digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+            lines.append(f"{name}==1.0 --hash=sha256:{digest}")
+        path = self.client / "locked.txt"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def pip(self, *argv: str) -> None:
+        """Real pip, as a user runs it (its default byte-compilation included)."""
+        env = {**os.environ, "PIP_CONFIG_FILE": os.devnull}
+        subprocess.run(
+            [sys.executable, "-m", "pip", "--python", self.python, "--disable-pip-version-check",
+             *argv], check=True, env=env, capture_output=True,
+        )  # fmt: skip
+
+    def pip_install(self, *argv: str) -> None:
+        self.pip("install", "--no-index", "--find-links", str(self.out), "--no-deps", *argv)
+
+
+@pytest.fixture
+def env(tmp_path: Path, keyring: Keyring, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    monkeypatch.setenv("GNUPGHOME", str(keyring.home))
+    site = make_site(tmp_path, keyring, {})
+    make_wheel(site.wheels, "omega", "1.0", modules=OMEGA)
+    make_wheel(site.wheels, "tool", "1.0", modules=TOOL)
+    assert main(["publish", str(site.wheels), "--out", str(site.out),
+                 "--key", site.fingerprint(), *site.pins(), "-q"]) == 0  # fmt: skip
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    client = tmp_path / "client"
+    with LoopbackServer(site.out) as server:
+        site.write_config(client, server.url + "sha256sums.txt")
+        monkeypatch.chdir(client)
+        yield Env(site.out, client, venv)
+
+
+def files(root: Path) -> dict[str, bytes]:
+    """Every file under ``root``: its bytes, with a .pyc's source mtime (bytes 8-11) blanked."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.is_symlink():  # not the venv's python
+            data = path.read_bytes()
+            if path.suffix == ".pyc":
+                data = data[:8] + b"\0\0\0\0" + data[12:]
+            found[str(path.relative_to(root))] = data
+    return found
+
+
+def records(lib: Path) -> dict[str, list[list[str]]]:
+    """The RECORD rows of every distribution in ``lib``, by .dist-info folder."""
+    found = {}
+    for record in sorted(lib.glob("*.dist-info/RECORD")):
+        with record.open(newline="", encoding="utf-8") as file:
+            found[record.parent.name] = list(csv.reader(file))
+    return found
+
+
+def assert_compiled_and_recorded(lib: Path) -> int:
+    """Every installed .py inside ``lib`` but legacy.py has its .pyc; every .pyc is recorded.
+
+    Returns the number of .pyc files found.
+    """
+    rows = {row[0]: row for rows in records(lib).values() for row in rows}
+    for relative in rows:
+        source = lib / relative
+        if relative.endswith(".py") and source.resolve().is_relative_to(lib.resolve()):
+            pyc = Path(importlib.util.cache_from_source(str(source)))
+            assert pyc.is_file() == (source.name != "legacy.py"), pyc
+    pycs = sorted(lib.rglob(f"*.{CACHE_TAG}.pyc"))
+    for pyc in pycs:
+        relative = pyc.relative_to(lib).as_posix()
+        assert rows.get(relative) == [relative, "", ""], f"{relative} is not recorded as pip would"
+    return len(pycs)
+
+
+def test_install_compiles_like_pip_and_uninstalls_without_a_trace(env: Env) -> None:
+    (lib,) = env.venv.glob("lib/python*/site-packages")
+    empty = files(env.venv)
+
+    env.pip_install("omega==1.0", "tool==1.0")
+    by_pip = files(env.venv)
+    env.pip("uninstall", "-y", "omega", "tool")
+    assert files(env.venv) == empty
+
+    locked = str(env.locked("omega", "tool"))
+    assert main(["install", "--python", env.python, "-q", "-r", locked]) == 0
+    by_safepip = files(env.venv)
+    # omega's 84 modules but legacy.py, tool/__init__.py; and bin/tool_cli.py (../../../bin/…)
+    assert assert_compiled_and_recorded(lib) == 83 + 1
+    assert (env.venv / "bin" / "__pycache__" / f"tool_cli.{CACHE_TAG}.pyc").is_file()
+    assert sorted(by_safepip) == sorted(by_pip)
+    assert by_safepip == by_pip, "a .pyc or a RECORD differs from pip's own"
+
+    env.pip("uninstall", "-y", "omega", "tool")
+    assert files(env.venv) == empty
+
+
+def test_target_folder_is_compiled_and_recorded_like_pip(env: Env, tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    env.pip_install("--target", str(target), "omega==1.0")
+    by_pip = files(target)
+    pip_records = records(target)
+
+    other = tmp_path / "other"
+    assert main(["install", "--target", str(other), "-q", "-r", str(env.locked("omega"))]) == 0
+    by_safepip = files(other)
+    assert assert_compiled_and_recorded(other) == 83  # omega's 84 modules but legacy.py
+    assert sorted(by_safepip) == sorted(by_pip)
+    assert records(other) == pip_records
+    # pip compiled in a temporary folder, so its .pyc files name that folder: compare headers.
+    assert {k: v[:16] for k, v in by_safepip.items()} == {k: v[:16] for k, v in by_pip.items()}
+    wheel = env.out / "omega-1.0-py3-none-any.whl"
+    again = bytecode.compile_installed([wheel], python_target=None, target_dir=other, environ={})
+    assert again == bytecode.Compiled(distributions=1, sources=84, compiled=83)
+    assert records(other) == pip_records, "a second run must not record anything twice"
+
+    # What `pip uninstall` does with a distribution: delete what RECORD lists, then empty folders.
+    for rows in records(other).values():
+        for row in rows:
+            (other / row[0]).unlink()
+    for folder in sorted(other.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        folder.rmdir()
+    assert not any(other.iterdir())
+
+
+def test_no_python_files_is_a_no_op(env: Env, tmp_path: Path) -> None:
+    wheel = make_wheel(tmp_path / "plain", "plain", "1.0", modules={"plain.txt": "data\n"})
+    target = tmp_path / "target"
+    env.pip("install", "--no-compile", "--target", str(target), str(wheel))
+    (record,) = target.glob("*.dist-info/RECORD")
+    before = record.read_bytes()
+    done = bytecode.compile_installed(
+        [wheel], python_target=None, target_dir=target, environ=os.environ
+    )
+    assert done == bytecode.Compiled(distributions=1, sources=0, compiled=0)
+    assert record.read_bytes() == before
+    assert not list(target.rglob("*.pyc"))
+    no_wheels = bytecode.compile_installed(
+        [], python_target=None, target_dir=target, environ=os.environ
+    )
+    assert no_wheels == bytecode.Compiled(0, 0, 0)
+
+
+def test_a_failed_compile_step_says_the_packages_are_installed(tmp_path: Path) -> None:
+    wheel = make_wheel(tmp_path / "w", "lost", "1.0")
+    with pytest.raises(BytecodeError) as caught:
+        bytecode.compile_installed(
+            [wheel], python_target=None, target_dir=tmp_path / "empty", environ=os.environ
+        )
+    message = str(caught.value)
+    assert message.startswith("the vetted packages are installed, but byte-compiling them failed")
+    assert "lost-1.0.dist-info/RECORD" in message and "\n" not in message
+    assert caught.value.exit_code == 4
+
+
+def test_an_interpreter_that_cannot_run_is_a_bytecode_error(tmp_path: Path) -> None:
+    wheel = make_wheel(tmp_path / "w", "lost", "1.0")
+    with pytest.raises(BytecodeError, match="cannot run"):
+        bytecode.compile_installed(
+            [wheel], python_target=str(tmp_path / "no-python"), target_dir=None, environ={}
+        )
