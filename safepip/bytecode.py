@@ -20,17 +20,14 @@ selects hash-based ``.pyc`` files, reaches it as it reaches pip). Distributions 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from safepip import process
 from safepip.errors import BytecodeError
 from safepip.pip import scrubbed_environment
 from safepip.wheel import WheelError, dist_info_folder
@@ -109,26 +106,7 @@ def _run(argv: Sequence[str], stdin: str, env: Mapping[str, str]) -> tuple[int, 
         BytecodeError: the interpreter cannot be started.
     """
     try:
-        process = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=dict(env),
-            encoding="utf-8",
-            errors="replace",
-            start_new_session=os.name == "posix",
-        )
+        finished = process.run(argv, env=env, stdin=stdin)
     except OSError as exc:
         raise _failure(f"cannot run {argv[0]}: {exc.strerror or exc}") from exc
-    try:
-        stdout, stderr = process.communicate(stdin)
-    except BaseException:  # an interrupt: the worker processes share the session, end them all
-        if os.name == "posix":
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-        else:  # pragma: no cover - Windows has no process groups to signal
-            process.kill()
-        process.communicate()
-        raise
-    return process.returncode, stdout, stderr
+    return finished.returncode, finished.stdout, finished.stderr

@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shlex
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from urllib.parse import unquote, urlsplit
 
 from packaging.utils import canonicalize_name
 
+from safepip import process
 from safepip.errors import PipError, UsageError
 
 __all__ = [
@@ -70,7 +70,6 @@ _REPORT_VERSION: Final = "1"
 _SHA256_RE: Final = re.compile(r"[0-9a-f]{64}")
 _MAX_MESSAGE: Final = 300
 #: How long an interrupted pip gets to stop on its own before it is killed.
-_GRACE_SECONDS: Final = 5.0
 _VERSION_TIMEOUT: Final = 60.0
 
 _HINT_OLD_PIP: Final = (
@@ -356,60 +355,25 @@ def _run(
     timeout: float | None,
     log: Callable[[str], None] | None,
 ) -> tuple[int, str]:
-    """Run ``argv``; return its exit code and combined output. Ends the whole session on exit."""
+    """Run ``argv``; return its exit code and combined output. Ends the whole session on exit.
+
+    Raises:
+        PipError: pip cannot be started, or did not finish within ``timeout`` seconds.
+    """
     if log is not None:
         log(_redacted(shlex.join(argv)))
     try:
-        process = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=dict(env),
-            encoding="utf-8",
-            errors="replace",
-            start_new_session=os.name == "posix",
-        )
+        finished = process.run(argv, env=env, timeout=timeout, merge_stderr=True)
     except OSError as exc:
         raise PipError(f"cannot run {argv[0]}: {exc.strerror or exc}") from exc
-    try:
-        output, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired as exc:
-        _stop(process, graceful=False)
         raise PipError(
             f"pip did not finish within {timeout:g} s",
             hint="check that the index answers, or raise the timeout",
         ) from exc
-    except BaseException:  # an interrupt: stop pip and its children before passing it on
-        _stop(process, graceful=True)
-        raise
-    if log is not None and output:
-        log(output.rstrip("\n"))
-    return process.returncode, output
-
-
-def _stop(process: subprocess.Popen[str], *, graceful: bool) -> None:
-    """End ``process`` and everything in its session, then reap it."""
-    if graceful:
-        _signal_group(process, signal.SIGINT)
-        try:
-            process.communicate(timeout=_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            pass
-        else:
-            return
-    _signal_group(process, signal.SIGKILL if os.name == "posix" else signal.SIGTERM)
-    process.communicate()
-
-
-def _signal_group(process: subprocess.Popen[str], signum: int) -> None:
-    try:
-        if os.name == "posix":
-            os.killpg(process.pid, signum)
-        else:  # pragma: no cover - Windows has no process groups to signal
-            process.kill()
-    except ProcessLookupError:
-        pass
+    if log is not None and finished.stdout:
+        log(finished.stdout.rstrip("\n"))
+    return finished.returncode, finished.stdout
 
 
 def _redacted(text: str) -> str:
