@@ -7,6 +7,7 @@ session and the whole session is signalled.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -68,17 +69,20 @@ def run(
 
 
 def _stop(process: subprocess.Popen[str], *, graceful: bool) -> None:
-    """End ``process`` and everything in its session, then reap it."""
+    """End ``process`` and everything in its session, then reap it.
+
+    Gracefully: SIGINT first, and a grace period for the child to end. Whatever is still in the
+    session then (a background grandchild ignores SIGINT and may not hold our pipes) is killed.
+    A group id is not reused while the group has members, so signalling it after the leader
+    was reaped reaches only what is left of it.
+    """
     if graceful:
         _signal_group(process, signal.SIGINT)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.communicate(timeout=GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            pass
-        else:
-            return
     _signal_group(process, signal.SIGKILL if os.name == "posix" else signal.SIGTERM)
-    process.communicate()
+    if process.returncode is None:
+        process.communicate()
 
 
 def _signal_group(process: subprocess.Popen[str], signum: int) -> None:

@@ -3,7 +3,6 @@ interrupt, grandchildren included."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -95,4 +94,23 @@ def test_an_interrupt_stops_the_session_and_passes_on(tmp_path: Path) -> None:
     assert time.monotonic() - started < 1 + process.GRACE_SECONDS + 3
     grandchild = wait_for_pid(pidfile)
     assert gone(grandchild), "the grandchild outlived the interrupt"
-    assert os.getpgrp() != grandchild  # the signal went to the child's session, not ours
+
+
+def test_an_interrupt_also_ends_a_detached_grandchild_that_ignores_sigint(tmp_path: Path) -> None:
+    """SIGINT alone would leave it: it holds none of our pipes and ignores the signal."""
+    pidfile = tmp_path / "grandchild"
+    detached = f"(trap '' INT; exec sleep 60) >/dev/null 2>&1 </dev/null & echo $! > {pidfile}"
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.alarm(1)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            # The child itself waits on a pipe-holding sleep, so the interrupt finds it running.
+            process.run(["/bin/sh", "-c", f"{detached}; sleep 30"], env={})
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert gone(wait_for_pid(pidfile)), "the detached grandchild outlived the interrupt"
