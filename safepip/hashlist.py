@@ -125,13 +125,14 @@ def _canonical_version(text: str, line: int) -> str:
     """
     if _SIMPLE_VERSION_RE.fullmatch(text):
         # Fast path for the common release-only versions: strip leading zeros and zero tails.
-        parts = [str(int(p)) for p in text.split(".")]
+        parts = [p.lstrip("0") or "0" for p in text.split(".")]
         while len(parts) > 1 and parts[-1] == "0":
             parts.pop()
         return ".".join(parts)
     try:
         version = Version(text)
-    except InvalidVersion:
+    except (InvalidVersion, ValueError):
+        # ValueError: Python refuses to convert integers of thousands of digits.
         raise ListFormatError(f"invalid version {text!r} in filename", line=line) from None
     release = list(version.release)
     while len(release) > 1 and release[-1] == 0:

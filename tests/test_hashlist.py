@@ -78,6 +78,7 @@ def test_serialise_round_trips_and_sorts() -> None:
         (f"{H1}  a-1.0-py3-none.whl", "invalid wheel filename"),
         (f"{H1}  a-1.0-py3-none-any.exe", "neither a wheel nor an sdist"),
         (f"{H1}  a-not.a.version-py3-none-any.whl", "invalid version"),
+        (f"{H1}  a-1.post{'9' * 5000}-py3-none-any.whl", "invalid version"),
         ("", "expected '<64 lower-case hex"),
     ],
 )
@@ -266,6 +267,15 @@ def test_fast_path_takes_a_wheel_list_and_agrees(monkeypatch: pytest.MonkeyPatch
     assert [e.name for e in fast[1].entries][1:3] == ["foo-bar", "zope-interface"]
 
 
+def hashlib_fast_decides(data: bytes) -> int:
+    """1 when the whole-text fast path accepts ``data`` (else the careful parser decides)."""
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        return 0
+    return int(hashlist._parse_wheels_at_once(text) is not None)
+
+
 def test_fast_path_agrees_with_the_careful_parser_on_mutated_lists(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -273,6 +283,7 @@ def test_fast_path_agrees_with_the_careful_parser_on_mutated_lists(
     lines = VARIED.decode().splitlines(keepends=True)
     noise = ["-", "_", ".", "..", "__", "\r", "\t", "\x00", "é", "A", "/", " ", "#", "\n", "1"]
     kinds = set()
+    decided_fast = 0
     for _ in range(3000):
         mutated = list(lines)
         for _ in range(rng.randint(1, 2)):
@@ -293,4 +304,15 @@ def test_fast_path_agrees_with_the_careful_parser_on_mutated_lists(
         fast = outcome(hashlist.parse, data)
         assert fast == outcome(lambda d: careful_parse(d, monkeypatch), data), data
         kinds.add(fast[0])  # type: ignore[index]
+        decided_fast += hashlib_fast_decides(data)
     assert kinds == {"parsed", "refused"}  # both sides of the comparison were exercised
+    assert decided_fast > 100, "the fast path never decided a mutated list"
+
+
+def test_versions_with_thousands_of_digits_are_judged_not_crashed() -> None:
+    """Python refuses int() of over 4,300 digits: that must not become an internal error."""
+    huge = "1" * 5000
+    parsed = hashlist.parse(body(f"{H1}  a-{huge}-py3-none-any.whl"))
+    assert parsed.entries[0].version == huge
+    error = refused(body(f"{H1}  a-{huge}-py3-none-any.whl", f"{H2}  a-0{huge}.0-py3-none-any.whl"))
+    assert "same project, version and tags" in str(error) and error.line == 6
