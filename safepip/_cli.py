@@ -221,6 +221,7 @@ def _publish(args: argparse.Namespace, cfg: Config, out: Output) -> int:
         max_validity_days=cfg.max_validity_days,
         serial=args.serial,
         check_names=check_names,
+        log=out.debug,
     )
     if cfg.key_files:
         # Prove that what we wrote verifies with the key files users are given.

@@ -210,11 +210,13 @@ def publish(
     serial: int | None = None,
     gnupghome: Path | None = None,
     check_names: Callable[[Iterable[str]], list[Rejection]] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> Published:
     """Hash ``wheel_dir``, then write and sign the list and the index in ``out_dir``.
 
     Nothing is written until every check has passed and the signature exists. ``check_names``
     judges the project names this list *adds* (the typosquat check); any rejection refuses.
+    ``log`` sees the gpg command lines.
 
     Raises:
         PublishError: bad folder, serial not above the last, expiry beyond the maximum, a
@@ -253,7 +255,7 @@ def publish(
         # The line number is of a list that was never written; the filenames say enough.
         reason = str(exc).split(": ", 1)[1] if exc.line is not None else str(exc)
         raise PublishError(f"the wheels make an invalid list: {reason}") from None
-    signature = gpg.sign(data, fingerprint=fingerprint, gnupghome=gnupghome)
+    signature = gpg.sign(data, fingerprint=fingerprint, gnupghome=gnupghome, log=log)
     out_dir.mkdir(parents=True, exist_ok=True)
     for filename in files:
         source, target = wheel_dir / filename, out_dir / filename

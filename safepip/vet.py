@@ -403,5 +403,5 @@ def judge_names(
         if cfg.typosquat == "block":
             rejections.append(Rejection("typosquat", name, message, where))
         else:
-            warnings.append(f"{where + ': ' if where else ''}{name} {message}")
+            warnings.append(f"{where + ': ' if where else ''}{name}: typosquat: {message}")
     return rejections, warnings

@@ -366,7 +366,7 @@ def test_publish_refuses_a_lookalike_name_unless_allowed(
     monkeypatch.setenv("SAFEPIP_TYPOSQUAT", "warn")
     code, _, err = publish(site, capsys)
     assert code == 0, err
-    assert "reqeusts did you mean requests?" in err
+    assert "warning: reqeusts: typosquat: did you mean requests?" in err
     assert site.list_path.exists()
 
     # Names already on the published list are not judged again; a new lookalike is.
@@ -384,7 +384,9 @@ def test_publish_refuses_a_lookalike_name_unless_allowed(
 def test_verbose_shows_the_gpg_command_lines(
     site: Site, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert publish(site, capsys)[0] == 0
+    code, _, err = publish(site, capsys, "-v")
+    assert code == 0, err
+    assert any(" --detach-sign " in line or " -sb " in line for line in err.splitlines()), err
     code, _, err = verify(site, capsys, "-v")
     assert code == 0, err
     commands = [line for line in err.splitlines() if " --status-fd " in line]
