@@ -1,21 +1,32 @@
 """Run by the *target* interpreter: byte-compile installed distributions, record the ``.pyc`` files.
 
-:mod:`safepip.bytecode` runs this file's text as ``python -I -W ignore -c TEXT`` (``-c``, not a
+:mod:`safepip.bytecode` runs this file's text as ``python -I -S -W ignore -c TEXT`` (``-c``, not a
 path: safepip may run from a zip, and ``spawn`` / ``forkserver`` workers then have no main module
 to re-import). The target may be older than safepip and have nothing installed, so this uses the
 standard library only and nothing newer than Python 3.7 (annotations are strings).
 
-stdin: ``{"dist_infos": [names of .dist-info folders], "dirs": [folders holding them] | null}``
-(``null``: this interpreter's site-packages). stdout: ``{"distributions": n, "sources": n,
+``-S``: ``site`` would run the ``.pth`` files and ``sitecustomize`` of the packages just installed,
+which pip never does (it compiles in its own process, started before they existed). Without
+``site`` a venv's interpreter reports the base installation's folders, so the folders pip installs
+to are asked for *before* pip runs, by ``python -I -W ignore -c TEXT layout``: stdout
+``{"purelib", "platlib", "scripts", "data": folder, "sites": [folders that may hold a
+.dist-info]}``; only startup files that were there before the install run then, as in pip.
+
+stdin: ``{"layout": {those folders, and "target": true for a --target folder, whose "scripts" and
+"data" are null}, "distributions": [{"dist_info": name of the .dist-info folder, "files": [[scheme
+key, path], ...]}]}``: the ``.py`` files pip installs from the wheel, a key being ``root`` (the
+folder holding the .dist-info), ``purelib``, ``platlib``, ``scripts`` or ``data``, the path
+relative to that key's folder as pip joins it. stdout: ``{"distributions": n, "sources": n,
 "compiled": n}``. A distribution that cannot be found, or a RECORD that cannot be read or written,
 ends the run with a non-zero status and the reason on stderr.
 
-What pip does for each installed ``.py`` file, and so what this does (pip's
+What pip does for each ``.py`` file it installed from the wheel, and so what this does (pip's
 ``_internal/operations/install/wheel.py``): ``compileall.compile_file(path, force=True,
 quiet=True)`` with warnings ignored and the interpreter's own optimisation level and invalidation
 mode; a file that does not compile is skipped silently; each ``.pyc`` written gets the RECORD row
 ``(path relative to the folder holding the .dist-info, "", "")``; rows are sorted and written by
-``csv.writer``.
+``csv.writer``. Only those files: the installed RECORD also keeps the wheel's rows for files pip
+never installed (``/etc/x.py``, ``../../x.py``), which are never compiled.
 """
 
 # PTH: paths stay strings built as pip builds them, since a .pyc records the path it was compiled
@@ -31,9 +42,7 @@ import functools
 import importlib.util
 import json
 import os
-import site
 import sys
-import sysconfig
 import tempfile
 from collections.abc import Iterable
 
@@ -42,17 +51,26 @@ _SERIAL_LIMIT = 64
 #: Chunks per worker: small enough to balance files of very different sizes, large enough that
 #: inter-process traffic stays negligible.
 _CHUNKS_PER_WORKER = 8
+#: pip's scheme keys that a wheel's ``.data`` folder may install ``.py`` files to (``headers``
+#: aside: safepip does not compile there).
+_SCHEME_KEYS = ("purelib", "platlib", "scripts", "data")
 
 
 def main() -> None:
+    if sys.argv[1:] == ["layout"]:
+        json.dump(_layout(), sys.stdout)
+        return
     request = json.load(sys.stdin)
-    inside_target = request["dirs"] is not None
-    dirs = _unique(request["dirs"] if inside_target else _site_dirs())
-    found = [_locate(info, dirs) for info in request["dist_infos"]]
+    layout = request["layout"]
+    inside_target = layout["target"]
+    dirs = _unique(layout["sites"])
+    folders: dict[str, str | None] = {key: layout[key] for key in _SCHEME_KEYS}
     jobs: list[tuple[str, str, list[list[str]], list[str]]] = []
-    for lib, record in found:
+    for distribution in request["distributions"]:
+        lib, record = _locate(distribution["dist_info"], dirs)
         rows = _read(record)
-        jobs.append((lib, record, rows, _sources(lib, rows, inside_only=inside_target)))
+        installed = _installed(distribution["files"], lib, folders)
+        jobs.append((lib, record, rows, _sources(lib, rows, installed, inside_only=inside_target)))
     sources = _unique(path for _, _, _, paths in jobs for path in paths)
     compiled = dict(zip(sources, _compile_all(sources)))
     written = 0
@@ -67,6 +85,7 @@ def main() -> None:
             if compiled[path] and os.path.exists(pyc):
                 written += 1
                 if row not in present:
+                    present.add(row)
                     added.append(row)
         if added:
             # pip sorts all rows, and so would have placed these among the others.
@@ -76,11 +95,16 @@ def main() -> None:
     )
 
 
-def _site_dirs() -> list[str]:
-    """Where pip installs for this interpreter: purelib and platlib, then site-packages."""
+def _layout() -> dict[str, object]:
+    """Where pip installs for this interpreter: its scheme's folders; purelib, platlib, site."""
+    import site  # noqa: PLC0415 (imported here: with -S, importing site must not be needed)
+    import sysconfig  # noqa: PLC0415
+
     paths = sysconfig.get_paths()
     extra: list[str] = getattr(site, "getsitepackages", list)()  # old virtualenv's site.py lacks it
-    return [paths["purelib"], paths["platlib"], *extra]
+    layout: dict[str, object] = {key: paths[key] for key in _SCHEME_KEYS}
+    layout["sites"] = [paths["purelib"], paths["platlib"], *extra]
+    return layout
 
 
 def _unique(items: Iterable[str]) -> list[str]:
@@ -101,17 +125,36 @@ def _read(record: str) -> list[list[str]]:
         return [row for row in csv.reader(file) if row]
 
 
-def _sources(lib: str, rows: list[list[str]], *, inside_only: bool) -> list[str]:
-    """The installed ``.py`` files of a RECORD, in pip's order (sorted RECORD paths).
+def _installed(files: list[list[str]], lib: str, folders: dict[str, str | None]) -> set[str]:
+    """The RECORD paths pip gives the ``.py`` files it installs from the wheel (``installed``).
 
-    With ``--target``, pip wrote RECORD paths relative to a temporary folder, so a path leading
-    out of the target folder (a ``.data/scripts`` file: ``../../bin/x.py``) no longer names what
-    pip installed: it is skipped rather than followed out of the folder.
+    pip joins a wheel member's path to its scheme key's folder and records the result relative to
+    ``lib`` (``_fs_to_record_path``); a key with no folder (scripts and data with ``--target``)
+    names nothing here.
+    """
+    found = set()
+    for key, relative in files:
+        folder = lib if key == "root" else folders[key]
+        if folder is not None:
+            found.add(_record_path(os.path.join(folder, relative), lib))
+    return found
+
+
+def _sources(
+    lib: str, rows: list[list[str]], installed: set[str], *, inside_only: bool
+) -> list[str]:
+    """The ``.py`` files pip installed, in pip's order (sorted RECORD paths).
+
+    A RECORD row counts only if it is the path pip recorded for a file it installed from the
+    wheel: pip keeps the wheel's rows for files it never installed (``/etc/x.py``,
+    ``../../x.py``, ``pkg/./mod.py``), and compiling those would write, and record, ``.pyc``
+    files outside the installation or twice. With ``--target``, pip wrote RECORD paths relative
+    to a temporary folder, so a path leading out of the target folder (a ``.data/scripts`` file:
+    ``../../bin/x.py``) no longer names what pip installed: it is skipped rather than followed out
+    of the folder.
     """
     paths = []
-    for relative in sorted({row[0] for row in rows}):
-        if not relative.endswith(".py"):
-            continue
+    for relative in sorted({row[0] for row in rows} & installed):
         if inside_only and _leaves_folder(relative):
             continue
         path = os.path.join(lib, relative)  # the string pip compiles, hence the same co_filename

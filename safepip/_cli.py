@@ -454,6 +454,11 @@ def _install(args: argparse.Namespace, cfg: Config, out: Output) -> int:
         generated = staging / "vetted.txt"
         generated.write_text(vet.requirements_text(artifacts), encoding="utf-8")
         out.info(f"all {len(artifacts)} wheel(s) vetted; pip installs them with --require-hashes")
+        # Asked before pip installs: the compile step then runs without `site`, so that no .pth
+        # file or sitecustomize of the packages installed runs (pip never runs them either).
+        layout = bytecode.target_layout(
+            args.python, args.target, environ=dict(os.environ), log=out.debug
+        )
         pip.install(
             staging / "wheels",
             generated,
@@ -464,8 +469,7 @@ def _install(args: argparse.Namespace, cfg: Config, out: Output) -> int:
         )
         compiled = bytecode.compile_installed(
             [staging / "wheels" / a.filename for a in artifacts],
-            python_target=args.python,
-            target_dir=args.target,
+            layout,
             environ=dict(os.environ),
             log=out.debug,
         )

@@ -11,30 +11,75 @@ that is about half of its install time. safepip therefore runs pip with ``--no-c
 - recorded as pip records them: a row ``path,,`` in the distribution's ``RECORD`` (path relative
   to the folder holding the ``.dist-info``), rows sorted, so ``pip uninstall`` removes them.
 
-The work runs in the target interpreter as ``python -I -W ignore -c <_bytecode_script.py>`` (not
-``-S``: a venv's ``sys.prefix``, hence its site-packages, is set up by ``site``), with the
-environment pip itself gets (:func:`safepip.pip.scrubbed_environment`: ``SOURCE_DATE_EPOCH``, which
-selects hash-based ``.pyc`` files, reaches it as it reaches pip). Distributions are named by the
-``.dist-info`` folder of the vetted wheel pip installed, so exactly those are compiled.
+Only the ``.py`` files pip installed from each wheel are compiled: their destinations come from
+the wheel's member list, mapped as pip maps them (:func:`_python_files`), because the installed
+``RECORD`` also keeps the wheel's own rows for files pip never installed (``/etc/x.py``,
+``../../x.py``); compiling those would write, and record for ``pip uninstall`` to delete, ``.pyc``
+files anywhere. A ``.py`` file under ``<name>.data/headers`` (not seen in practice) is not
+compiled: its folder depends on how the requirement spelled the project name.
+
+The work runs in the target interpreter as ``python -I -S -W ignore -c <_bytecode_script.py>``:
+``-S`` so that the ``.pth`` files and ``sitecustomize`` of the packages just installed do not run
+(pip never runs them: it compiles in its own process, started before they existed). Without
+``site``, a venv's interpreter reports the base installation's folders, so the folders pip
+installs to are asked for before pip runs (:func:`target_layout`, ``python -I``, when only the
+startup files already there run, as they do in pip's own process) and passed in. Both runs get
+the environment pip itself gets (:func:`safepip.pip.scrubbed_environment`: ``SOURCE_DATE_EPOCH``,
+which selects hash-based ``.pyc`` files, reaches the compile step as it reaches pip).
+Distributions are named by the ``.dist-info`` folder of the vetted wheel pip installed, so
+exactly those are compiled.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from safepip import process
-from safepip.errors import BytecodeError
+from safepip.errors import BytecodeError, PipError
 from safepip.pip import scrubbed_environment
 from safepip.wheel import WheelError, dist_info_folder
 
-__all__ = ["Compiled", "compile_installed"]
+__all__ = ["Compiled", "Layout", "compile_installed", "target_layout"]
 
 _SCRIPT = "_bytecode_script.py"
+#: The keys of a wheel's ``<name>.data`` folder whose ``.py`` files are compiled (pip's scheme keys
+#: but ``headers``).
+_DATA_KEYS = frozenset({"purelib", "platlib", "scripts", "data"})
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where pip installs for the target interpreter, read before pip installs anything.
+
+    ``sites`` are the folders that may hold an installed ``.dist-info`` (in search order), the
+    others the folders of pip's scheme keys; with ``--target`` (``target``), every folder is the
+    target folder but ``scripts`` and ``data``, which pip does not move there (``None``).
+    """
+
+    python: str
+    target: bool
+    sites: tuple[str, ...]
+    purelib: str
+    platlib: str
+    scripts: str | None
+    data: str | None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "target": self.target,
+            "sites": list(self.sites),
+            "purelib": self.purelib,
+            "platlib": self.platlib,
+            "scripts": self.scripts,
+            "data": self.data,
+        }
 
 
 @dataclass(frozen=True)
@@ -46,19 +91,59 @@ class Compiled:
     compiled: int
 
 
-def compile_installed(
-    wheels: Sequence[Path],
-    *,
+def target_layout(
     python_target: str | None,
     target_dir: Path | None,
+    *,
+    environ: Mapping[str, str],
+    log: Callable[[str], None] | None = None,
+) -> Layout:
+    """Where pip will install for ``python_target`` (default: safepip's interpreter).
+
+    Call it before pip installs: it runs the target interpreter with ``site`` (``python -I``), so
+    the startup files of the packages installed then would run. With ``target_dir`` nothing runs.
+
+    Raises:
+        PipError: the interpreter cannot be run or does not answer (nothing is installed yet).
+    """
+    python = str(Path(python_target).absolute()) if python_target is not None else sys.executable
+    if target_dir is not None:
+        folder = str(Path(target_dir).absolute())
+        return Layout(python, True, (folder,), folder, folder, None, None)
+    script = resources.files("safepip").joinpath(_SCRIPT).read_text(encoding="utf-8")
+    argv = [python, "-I", "-W", "ignore", "-c", script, "layout"]
+    if log is not None:
+        log(f"{python} -I -W ignore -c <safepip/{_SCRIPT}> layout")
+    try:
+        finished = process.run(argv, env=scrubbed_environment(environ))
+    except OSError as exc:
+        raise _layout_failure(python, f"cannot run it: {exc.strerror or exc}") from exc
+    if finished.returncode != 0:
+        lines = [line.strip() for line in finished.stderr.splitlines() if line.strip()]
+        raise _layout_failure(python, lines[-1] if lines else f"exit status {finished.returncode}")
+    try:
+        answer = json.loads(finished.stdout)
+        sites = tuple(answer["sites"])
+        folders = [answer[key] for key in ("purelib", "platlib", "scripts", "data")]
+        if not all(isinstance(value, str) for value in (*sites, *folders)):
+            raise TypeError("not a folder")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _layout_failure(python, f"unreadable answer {finished.stdout[:200]!r}") from exc
+    return Layout(python, False, sites, *folders)
+
+
+def compile_installed(
+    wheels: Sequence[Path],
+    layout: Layout,
+    *,
     environ: Mapping[str, str],
     log: Callable[[str], None] | None = None,
 ) -> Compiled:
     """Byte-compile the installed distributions of ``wheels`` and record the ``.pyc`` files.
 
     ``wheels`` are the files pip just installed (their ``.dist-info`` folder names the installed
-    distribution); ``python_target`` the interpreter they were installed for (default: safepip's);
-    ``target_dir`` the ``--target`` folder, if any (else the interpreter's site-packages).
+    distribution, their members the files to compile); ``layout`` is where pip installed them,
+    from :func:`target_layout` called before pip ran.
 
     Raises:
         BytecodeError: a wheel cannot be read, or the compile run failed or crashed (the message
@@ -67,18 +152,20 @@ def compile_installed(
     if not wheels:
         return Compiled(0, 0, 0)
     try:
-        folders = [dist_info_folder(wheel) for wheel in wheels]
+        distributions = [
+            {"dist_info": dist_info_folder(wheel), "files": _python_files(wheel)}
+            for wheel in wheels
+        ]
     except WheelError as exc:
         raise _failure(str(exc)) from exc
-    request = {
-        "dist_infos": folders,
-        "dirs": None if target_dir is None else [str(Path(target_dir).absolute())],
-    }
-    python = str(Path(python_target).absolute()) if python_target is not None else sys.executable
+    request = {"layout": layout.to_json(), "distributions": distributions}
     script = resources.files("safepip").joinpath(_SCRIPT).read_text(encoding="utf-8")
-    argv = [python, "-I", "-W", "ignore", "-c", script]
+    argv = [layout.python, "-I", "-S", "-W", "ignore", "-c", script]
     if log is not None:
-        log(f"{python} -I -W ignore -c <safepip/{_SCRIPT}>: {len(folders)} distribution(s)")
+        log(
+            f"{layout.python} -I -S -W ignore -c <safepip/{_SCRIPT}>: "
+            f"{len(distributions)} distribution(s)"
+        )
     returncode, stdout, stderr = _run(argv, json.dumps(request), scrubbed_environment(environ))
     if log is not None and stderr.strip():
         log(stderr.rstrip("\n"))
@@ -90,6 +177,53 @@ def compile_installed(
         return Compiled(summary["distributions"], summary["sources"], summary["compiled"])
     except (ValueError, KeyError, TypeError) as exc:
         raise _failure(f"unreadable summary {stdout[:200]!r}") from exc
+
+
+def _python_files(wheel: Path) -> list[tuple[str, str]]:
+    """The ``.py`` files pip installs from ``wheel``: (scheme key or ``root``, path under it).
+
+    As pip's ``_install_wheel`` maps a member: one under a top-level ``*.data`` folder,
+    ``<x>.data/<key>/<path>``, goes to the folder of scheme key ``key`` (``scripts``: the scripts
+    folder); any other goes to the folder that holds the ``.dist-info`` (``root``); the path is
+    ``os.path.normpath`` of the member's. A member pip would refuse (a path out of its folder, an
+    unknown key) is left out, as is a ``headers`` one.
+
+    Raises:
+        WheelError: not a readable zip.
+    """
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise WheelError(f"{wheel.name}: not a readable wheel ({exc})") from None
+    found: set[tuple[str, str]] = set()
+    for name in names:
+        if name.endswith("/"):
+            continue  # a folder
+        normal = os.path.normpath(name)
+        if name.split("/", 1)[0].endswith(".data"):
+            parts = normal.split(os.sep, 2)
+            if len(parts) != 3 or parts[1] not in _DATA_KEYS:
+                continue
+            key, relative = parts[1], parts[2]
+        else:
+            key, relative = "root", normal
+        if relative.endswith(".py") and not _leaves_folder(relative):
+            found.add((key, relative))
+    return sorted(found)
+
+
+def _leaves_folder(relative: str) -> bool:
+    # Strings, as pip handles them (Path() would drop a trailing "/." and such).
+    return os.path.isabs(relative) or relative.split(os.sep, 1)[0] == os.pardir  # noqa: PTH117 or relative.split(os.sep, 1)[0] == os.pardir
+
+
+def _layout_failure(python: str, reason: str) -> PipError:
+    return PipError(
+        f"cannot ask {python} where pip installs (nothing was installed): "
+        + " ".join(reason.split())[:300],
+        hint="check that --python names a working Python interpreter",
+    )
 
 
 def _failure(reason: str) -> BytecodeError:

@@ -21,7 +21,7 @@ import pytest
 
 from safepip import bytecode
 from safepip._cli import main
-from safepip.errors import BytecodeError
+from safepip.errors import BytecodeError, PipError
 from tests.keys import Keyring
 from tests.server import LoopbackServer
 from tests.site import make_site
@@ -42,6 +42,10 @@ OMEGA = {
 #: A .py script from the wheel's .data folder: pip installs it to bin/ and compiles it there.
 TOOL = {"tool/__init__.py": "", "tool-1.0.data/scripts/tool_cli.py": "#!python\nprint(1)\n"}
 CACHE_TAG = sys.implementation.cache_tag
+#: The distribution's own files; its RECORD also lists .py files elsewhere that it does not hold.
+HOSTILE = {"hostile/__init__.py": "", "hostile/mod.py": "X = 1\n"}
+#: RECORD rows naming one installed file three ways: only pip's own spelling is compiled.
+ALIASED = {"aliased/__init__.py": "", "aliased/mod.py": "X = 1\n"}
 
 
 @dataclass
@@ -49,6 +53,11 @@ class Env:
     out: Path
     client: Path
     venv: Path
+
+    @property
+    def lib(self) -> Path:
+        (found,) = self.venv.glob("lib/python*/site-packages")
+        return found
 
     @property
     def python(self) -> str:
@@ -82,6 +91,16 @@ def env(tmp_path: Path, keyring: Keyring, monkeypatch: pytest.MonkeyPatch) -> It
     site = make_site(tmp_path, keyring, {})
     make_wheel(site.wheels, "omega", "1.0", modules=OMEGA)
     make_wheel(site.wheels, "tool", "1.0", modules=TOOL)
+    # Relative rows count from <venv>/lib/pythonX.Y/site-packages: four levels up is tmp_path.
+    hostile_rows = [f"{tmp_path / 'victim' / 'mod.py'},,", "../../../../victim-rel/mod.py,,",
+                    "../../../bin/stray.py,,"]  # fmt: skip
+    make_wheel(site.wheels, "hostile", "1.0", modules=HOSTILE, extra_record_rows=hostile_rows)
+    make_wheel(site.wheels, "aliased", "1.0", modules=ALIASED,
+               extra_record_rows=["aliased/./mod.py,,", "aliased//mod.py,,"])  # fmt: skip
+    marker = f"open({str(tmp_path / 'ran')!r} + {{}}, 'w').close()"
+    startup = {"startup.pth": "import builtins; " + marker.format("'.pth'") + "\n",
+               "sitecustomize.py": marker.format("'-sitecustomize'") + "\n"}  # fmt: skip
+    make_wheel(site.wheels, "startup", "1.0", modules=startup)
     assert main(["publish", str(site.wheels), "--out", str(site.out),
                  "--key", site.fingerprint(), *site.pins(), "-q"]) == 0  # fmt: skip
     venv = tmp_path / "venv"
@@ -169,7 +188,8 @@ def test_target_folder_is_compiled_and_recorded_like_pip(env: Env, tmp_path: Pat
     # pip compiled in a temporary folder, so its .pyc files name that folder: compare headers.
     assert {k: v[:16] for k, v in by_safepip.items()} == {k: v[:16] for k, v in by_pip.items()}
     wheel = env.out / "omega-1.0-py3-none-any.whl"
-    again = bytecode.compile_installed([wheel], python_target=None, target_dir=other, environ={})
+    layout = bytecode.target_layout(None, other, environ={})
+    again = bytecode.compile_installed([wheel], layout, environ={})
     assert again == bytecode.Compiled(distributions=1, sources=84, compiled=83)
     assert records(other) == pip_records, "a second run must not record anything twice"
 
@@ -188,24 +208,20 @@ def test_no_python_files_is_a_no_op(env: Env, tmp_path: Path) -> None:
     env.pip("install", "--no-compile", "--target", str(target), str(wheel))
     (record,) = target.glob("*.dist-info/RECORD")
     before = record.read_bytes()
-    done = bytecode.compile_installed(
-        [wheel], python_target=None, target_dir=target, environ=os.environ
-    )
+    layout = bytecode.target_layout(None, target, environ=os.environ)
+    done = bytecode.compile_installed([wheel], layout, environ=os.environ)
     assert done == bytecode.Compiled(distributions=1, sources=0, compiled=0)
     assert record.read_bytes() == before
     assert not list(target.rglob("*.pyc"))
-    no_wheels = bytecode.compile_installed(
-        [], python_target=None, target_dir=target, environ=os.environ
-    )
+    no_wheels = bytecode.compile_installed([], layout, environ=os.environ)
     assert no_wheels == bytecode.Compiled(0, 0, 0)
 
 
 def test_a_failed_compile_step_says_the_packages_are_installed(tmp_path: Path) -> None:
     wheel = make_wheel(tmp_path / "w", "lost", "1.0")
     with pytest.raises(BytecodeError) as caught:
-        bytecode.compile_installed(
-            [wheel], python_target=None, target_dir=tmp_path / "empty", environ=os.environ
-        )
+        layout = bytecode.target_layout(None, tmp_path / "empty", environ=os.environ)
+        bytecode.compile_installed([wheel], layout, environ=os.environ)
     message = str(caught.value)
     assert message.startswith("the vetted packages are installed, but byte-compiling them failed")
     assert "lost-1.0.dist-info/RECORD" in message and "\n" not in message
@@ -214,7 +230,77 @@ def test_a_failed_compile_step_says_the_packages_are_installed(tmp_path: Path) -
 
 def test_an_interpreter_that_cannot_run_is_a_bytecode_error(tmp_path: Path) -> None:
     wheel = make_wheel(tmp_path / "w", "lost", "1.0")
+    missing = str(tmp_path / "no-python")
+    with pytest.raises(PipError, match=r"\(nothing was installed\): cannot run it") as caught:
+        bytecode.target_layout(missing, None, environ={})
+    assert not isinstance(caught.value, BytecodeError)
+    layout = bytecode.Layout(missing, False, (str(tmp_path),), *[str(tmp_path)] * 4)
     with pytest.raises(BytecodeError, match="cannot run"):
-        bytecode.compile_installed(
-            [wheel], python_target=str(tmp_path / "no-python"), target_dir=None, environ={}
-        )
+        bytecode.compile_installed([wheel], layout, environ={})
+
+
+def test_the_layout_is_the_venvs_not_its_base_interpreters(env: Env) -> None:
+    layout = bytecode.target_layout(env.python, None, environ=os.environ)
+    assert Path(layout.purelib) == env.lib == Path(layout.sites[0])
+    assert (layout.scripts, layout.data) == (str(env.venv / "bin"), str(env.venv))
+    assert not layout.target
+
+
+def pip_end_state(
+    env: Env, tmp_path: Path, name: str
+) -> tuple[list[str], dict[str, list[list[str]]]]:
+    """What pip itself leaves in a fresh venv for ``name``: its files (relative), its RECORDs."""
+    reference = Env(env.out, env.client, tmp_path / "pip-venv")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(reference.venv)], check=True)
+    if (env.venv / "bin" / "stray.py").exists():
+        (reference.venv / "bin" / "stray.py").write_text("Y = 2\n")
+    reference.pip_install(f"{name}==1.0")
+    return sorted(files(reference.venv)), records(reference.lib)
+
+
+def test_record_rows_for_files_pip_did_not_install_are_not_compiled(
+    env: Env, tmp_path: Path
+) -> None:
+    # pip keeps every row of the wheel's RECORD, also for files it never installed; compiling
+    # those would write .pyc files outside the venv (as root: anywhere) that uninstall deletes.
+    victims = [tmp_path / "victim" / "mod.py", tmp_path / "victim-rel" / "mod.py"]
+    stray = env.venv / "bin" / "stray.py"  # inside the venv, but not this wheel's
+    for victim in [*victims, stray]:
+        victim.parent.mkdir(exist_ok=True)
+        victim.write_text("Y = 2\n")
+    expected_files, expected_records = pip_end_state(env, tmp_path, "hostile")
+
+    assert main(["install", "--python", env.python, "-q", "-r", str(env.locked("hostile"))]) == 0
+    for victim in [*victims, stray]:
+        assert not (victim.parent / "__pycache__").exists(), f"{victim} was compiled"
+    rows = records(env.lib)["hostile-1.0.dist-info"]
+    assert [row for row in rows if row[0].endswith(".pyc")] == [
+        [f"hostile/__pycache__/{module}.{CACHE_TAG}.pyc", "", ""] for module in ("__init__", "mod")
+    ]
+    assert sorted(files(env.venv)) == expected_files
+    assert records(env.lib) == expected_records
+
+
+def test_record_rows_are_not_duplicated(env: Env, tmp_path: Path) -> None:
+    expected_files, expected_records = pip_end_state(env, tmp_path, "aliased")
+
+    assert main(["install", "--python", env.python, "-q", "-r", str(env.locked("aliased"))]) == 0
+    (rows,) = records(env.lib).values()
+    assert len({tuple(row) for row in rows}) == len(rows), rows
+    pyc = f"aliased/__pycache__/mod.{CACHE_TAG}.pyc"
+    assert [pyc, "", ""] in rows
+    # Compiled from pip's spelling of the path, which the .pyc records as its co_filename.
+    assert str(env.lib / "aliased" / "mod.py").encode() in (env.lib / pyc).read_bytes()
+    assert sorted(files(env.venv)) == expected_files
+    assert records(env.lib) == expected_records
+
+
+def test_startup_files_of_the_installed_packages_do_not_run(env: Env, tmp_path: Path) -> None:
+    # pip compiles in its own process, started before these files existed: nor does safepip.
+    assert main(["install", "--python", env.python, "-q", "-r", str(env.locked("startup"))]) == 0
+    assert (env.lib / "startup.pth").is_file()
+    assert (env.lib / "__pycache__" / f"sitecustomize.{CACHE_TAG}.pyc").is_file()
+    assert not list(tmp_path.glob("ran*")), "safepip ran a just-installed .pth or sitecustomize"
+
+    subprocess.run([env.python, "-c", "pass"], check=True)  # they do run as the venv starts
+    assert sorted(p.name for p in tmp_path.glob("ran*")) == ["ran-sitecustomize", "ran.pth"]

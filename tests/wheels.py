@@ -91,6 +91,7 @@ def make_wheel(
     metadata_version: str | None = None,
     tag: str = "py3-none-any",
     modules: Mapping[str, str] | None = None,
+    extra_record_rows: Sequence[str] = (),
 ) -> Path:
     """Write a valid wheel into ``dest_dir`` (created if needed) and return its path.
 
@@ -105,6 +106,8 @@ def make_wheel(
         tag: the compatibility tag (``py3-none-any``; compressed sets such as ``py2.py3`` work).
         modules: archive path → text of the installed files; by default one importable package
             ``<escaped name>/__init__.py`` that sets ``__version__``.
+        extra_record_rows: ``RECORD`` lines for files the wheel does not hold (a hostile wheel's
+            ``/abs/path.py,,``), added before the ``RECORD`` row itself.
     """
     dest_dir.mkdir(parents=True, exist_ok=True)
     package = escaped(name)
@@ -131,6 +134,7 @@ def make_wheel(
     record_path = f"{dist_info}/RECORD"
     record = (
         "".join(f"{path},{_record_hash(data)},{len(data)}\n" for path, data in members.items())
+        + "".join(f"{row}\n" for row in extra_record_rows)
         + f"{record_path},,\n"
     )
     members[record_path] = record.encode("utf-8")
