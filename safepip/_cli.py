@@ -423,7 +423,7 @@ def _vet(
         args, cfg, out, parsed.lines, trusted=trusted, staging=staging
     )
     if problems:
-        return trusted, artifacts, problems
+        return trusted, artifacts, _lookalikes_named(problems, cfg, trusted, out)
     wheels = staging / "wheels"
     wheels.mkdir(mode=0o700)
     with out.progress_bar("downloading", len(artifacts)) as advance:
@@ -432,7 +432,17 @@ def _vet(
         )
     # A refused download leaves a hole in the closure; judging it would only add noise.
     problems += vet.check_wheels(artifacts, wheels, closure=locked and not problems)
-    return trusted, artifacts, problems
+    return trusted, artifacts, _lookalikes_named(problems, cfg, trusted, out)
+
+
+def _lookalikes_named(problems: list[Any], cfg: Config, trusted: Any, out: Output) -> list[Any]:
+    """Transitive names, judged after resolution: a missing lookalike is called a typosquat."""
+    from safepip import vet  # noqa: PLC0415
+
+    relabelled, warnings = vet.name_lookalikes(problems, cfg, trusted.hashlist)
+    for warning in warnings:
+        out.warn(warning)
+    return relabelled
 
 
 def _install(args: argparse.Namespace, cfg: Config, out: Output) -> int:
@@ -492,14 +502,17 @@ def _check(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     parsed = requirements.parse_files(args.files)
     trusted = _trusted(cfg, out)
     rejections = list(parsed.rejections)
-    for line in parsed.lines:
-        rejections.extend(policy.judge_lock_line(line, trusted.hashlist))
     typos, warnings = vet.judge_names(
         [(line.name, line.location) for line in parsed.lines], cfg, trusted.hashlist
     )
     for warning in warnings:
         out.warn(warning)
     rejections.extend(typos)
+    # A lookalike line is reported as that, not also as not on the list (as install does).
+    flagged = {(r.subject, r.location) for r in typos}
+    for line in parsed.lines:
+        if (line.name, line.location) not in flagged:
+            rejections.extend(policy.judge_lock_line(line, trusted.hashlist))
     rejections.sort(key=lambda r: _location_key(r.location))
     if rejections:
         return _refuse(out, trusted, rejections)
@@ -537,6 +550,7 @@ def _lock(args: argparse.Namespace, cfg: Config, out: Output) -> int:
         artifacts, rejections, _ = _resolve(
             args, cfg, out, parsed.lines, trusted=trusted, staging=staging
         )
+        rejections = _lookalikes_named(rejections, cfg, trusted, out)
         if rejections:
             return _refuse(out, trusted, rejections, artifacts)
     finally:

@@ -405,3 +405,29 @@ def judge_names(
         else:
             warnings.append(f"{where + ': ' if where else ''}{name}: typosquat: {message}")
     return rejections, warnings
+
+
+def name_lookalikes(
+    rejections: Sequence[Rejection], cfg: Config, listed: hashlist.HashList
+) -> tuple[list[Rejection], list[str]]:
+    """``rejections`` with each missing dependency that is a lookalike re-labelled ``typosquat``.
+
+    A transitive name is judged after resolution: one on the list is vetted, and one that is not
+    is refused anyway, but ``urlib3`` reads better as "did you mean urllib3?" than as a missing
+    dependency. Returns the rejections and, in mode ``warn``, the warnings.
+
+    Raises:
+        ConfigError: the ``popular-names`` file cannot be read.
+    """
+    missing = [(r.subject, r.location) for r in rejections if r.code == "dependency-missing"]
+    typos, warnings = judge_names(missing, cfg, listed)
+    lookalike = {t.subject: t for t in typos}
+    relabelled = [
+        Rejection(
+            "typosquat", r.subject, f"{lookalike[r.subject].message} ({r.message})", r.location
+        )
+        if r.code == "dependency-missing" and r.subject in lookalike
+        else r
+        for r in rejections
+    ]
+    return relabelled, warnings

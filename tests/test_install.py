@@ -407,3 +407,74 @@ def test_transitive_dependency_missing_from_the_list(
     assert code == 1
     assert "zeta: dependency-missing:" in out
     assert_refused_before_pip(err, index, [])
+
+
+# -- typosquats (THREATS D: names) ---------------------------------------------------------------
+
+
+def test_a_lookalike_request_is_refused_before_any_request_to_the_index(
+    index: Index, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = index.client / "req.txt"
+    path.write_text(f"alpha==1.0 --hash=sha256:{index.sha('alpha-1.0-py3-none-any.whl')}\n"
+                    f"reqeusts==2.32.3 --hash=sha256:{'3' * 64}\n")  # fmt: skip
+    for argv in (["-r", str(path)], ["reqeusts"]):
+        code, out, err = install(index, capsys, *argv)
+        assert code == 1, (argv, err)
+        where = "req.txt:2: " if argv[0] == "-r" else "<command line>: "
+        assert f"{where}typosquat: did you mean requests? `eu` for `ue`" in out, out
+        assert "not-in-list: reqeusts" not in out  # one verdict a name, the most telling
+        assert "hint: check the spelling" in err
+        assert_refused_before_pip(err, index, [])
+        assert "--dry-run" not in err, "pip resolved a lookalike"
+    assert not any("reqeusts" in r for r in index.server.requests)
+
+
+def test_check_and_lock_refuse_a_lookalike(
+    index: Index, capsys: pytest.CaptureFixture[str]
+) -> None:
+    locked = index.client / "requirements.txt"
+    locked.write_text(f"colourama==0.4.6 --hash=sha256:{'4' * 64}\n")
+    code, out, _ = run(capsys, "check", str(locked))
+    assert code == 1
+    assert "requirements.txt:1: typosquat: did you mean colorama?" in out
+    assert "not-in-list" not in out and "hash-not-in-list" not in out  # one verdict a line
+    out_file = index.client / "requirements.lock"
+    code, out, err = run(capsys, "lock", "djang0", "-o", str(out_file))
+    assert code == 1, err
+    assert "typosquat: did you mean django? `0` for `o`" in out
+    assert not out_file.exists()
+
+
+def test_a_lookalike_dependency_is_named_as_such(
+    index: Index, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """epsilon is listed but depends on urlib3, a lookalike that is not on the list."""
+    make_wheel(index.site.wheels, "epsilon", "1.0", requires=("urlib3",))
+    assert main(["publish", str(index.site.wheels), "--out", str(index.site.out),
+                 "--key", index.site.fingerprint(), *index.site.pins()]) == 0  # fmt: skip
+    capsys.readouterr()
+    locked = index.client / "locked.txt"
+    locked.write_text(f"epsilon==1.0 --hash=sha256:{index.sha('epsilon-1.0-py3-none-any.whl')}\n")
+    # Resolved by pip (loose), and checked from the wheel's METADATA (locked): both name it.
+    for argv in (["epsilon"], ["-r", str(locked)]):
+        code, out, err = install(index, capsys, *argv)
+        assert code == 1, err
+        assert "urlib3: typosquat: did you mean urllib3?" in out, out
+        assert "dependency-missing" not in out.split("(")[0]
+        assert_refused_before_pip(err, index, [])
+
+
+def test_allow_names_and_warn_let_the_list_decide(
+    index: Index, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exempting a name from the lookalike check never lets it past the list."""
+    for variable, value in (("SAFEPIP_ALLOW_NAMES", "reqeusts"), ("SAFEPIP_TYPOSQUAT", "warn")):
+        with monkeypatch.context() as patch:
+            patch.setenv(variable, value)
+            code, out, err = install(index, capsys, "reqeusts")
+        assert code == 1, err
+        assert "typosquat:" not in out
+        assert "not-in-list: reqeusts" in out
+        assert ("warning:" in err and "did you mean requests?" in err) == (value == "warn")
+        assert_refused_before_pip(err, index, [])
