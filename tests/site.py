@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
+
 from safepip import gpg, hashlist
+from safepip._cli import main
 from tests.keys import Keyring
+from tests.server import LoopbackServer
 from tests.wheels import make_wheel
 
 #: The default project set: alpha needs beta, gamma stands alone.
@@ -100,3 +107,23 @@ def make_site(
     for name, (version, requires) in wheels.items():
         make_wheel(folder, name, version, requires=requires)
     return Site(folder, root / "site", keyring)
+
+
+@contextmanager
+def published_and_served(
+    site: Site, monkeypatch: pytest.MonkeyPatch, *publish_flags: str
+) -> Iterator[tuple[LoopbackServer, Path, Path]]:
+    """Publish ``site.wheels``, serve ``site.out`` on 127.0.0.1, and make a client.
+
+    Yields (server, client folder holding a ``safepip.toml`` for the served list and now the
+    working directory, an empty venv without pip beside it).
+    """
+    assert main(["publish", str(site.wheels), "--out", str(site.out),
+                 "--key", site.fingerprint(), *site.pins(), *publish_flags]) == 0  # fmt: skip
+    venv = site.out.parent / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    client = site.out.parent / "client"
+    with LoopbackServer(site.out) as server:
+        site.write_config(client, server.url + "sha256sums.txt")
+        monkeypatch.chdir(client)
+        yield server, client, venv

@@ -23,8 +23,7 @@ from safepip import bytecode
 from safepip._cli import main
 from safepip.errors import BytecodeError, PipError
 from tests.keys import Keyring
-from tests.server import LoopbackServer
-from tests.site import make_site
+from tests.site import make_site, published_and_served
 from tests.wheels import make_wheel
 
 pytestmark = pytest.mark.e2e
@@ -101,14 +100,7 @@ def env(tmp_path: Path, keyring: Keyring, monkeypatch: pytest.MonkeyPatch) -> It
     startup = {"startup.pth": "import builtins; " + marker.format("'.pth'") + "\n",
                "sitecustomize.py": marker.format("'-sitecustomize'") + "\n"}  # fmt: skip
     make_wheel(site.wheels, "startup", "1.0", modules=startup)
-    assert main(["publish", str(site.wheels), "--out", str(site.out),
-                 "--key", site.fingerprint(), *site.pins(), "-q"]) == 0  # fmt: skip
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    client = tmp_path / "client"
-    with LoopbackServer(site.out) as server:
-        site.write_config(client, server.url + "sha256sums.txt")
-        monkeypatch.chdir(client)
+    with published_and_served(site, monkeypatch, "-q") as (_, client, venv):
         yield Env(site.out, client, venv)
 
 

@@ -17,7 +17,7 @@ import pytest
 from safepip._cli import main
 from tests.keys import Keyring
 from tests.server import LoopbackServer
-from tests.site import Site, make_site
+from tests.site import Site, make_site, published_and_served
 from tests.wheels import make_wheel
 
 pytestmark = pytest.mark.e2e
@@ -72,14 +72,7 @@ def index(tmp_path: Path, keyring: Keyring, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("GNUPGHOME", str(keyring.home))
     site = make_site(tmp_path, keyring, WHEELS)
     make_wheel(site.wheels, "delta", "1.0", extras=DELTA_EXTRAS)
-    assert main(["publish", str(site.wheels), "--out", str(site.out),
-                 "--key", site.fingerprint(), *site.pins()]) == 0  # fmt: skip
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    client = tmp_path / "client"
-    with LoopbackServer(site.out) as server:
-        site.write_config(client, server.url + "sha256sums.txt")
-        monkeypatch.chdir(client)
+    with published_and_served(site, monkeypatch) as (server, client, venv):
         yield Index(site, server, client, venv)
 
 
