@@ -336,15 +336,16 @@ def _resolve(
     trusted: Any,
     staging: Path,
 ) -> tuple[list[Any], list[Any], bool]:
-    """The artifacts to install and the rejections: locked fast path, else pip's resolver."""
-    from safepip import pip, vet  # noqa: PLC0415
+    """The artifacts to install and the rejections: locked fast path, else the in-process
+    resolver over vetted metadata. Returns (artifacts, rejections, locked); for the resolver
+    path the wheels are already downloaded and hash-checked into ``staging / "wheels"``."""
+    from safepip import interpreter, resolve, vet  # noqa: PLC0415
+    from safepip.wheelstore import WheelStore  # noqa: PLC0415
 
     listed = trusted.hashlist
-    python_target = getattr(args, "python", None)
-    from safepip.interpreter import same_as_running  # noqa: PLC0415
-
-    if vet.is_locked(lines) and (python_target is None or same_as_running(python_target)):
-        planned, rejections = vet.plan_locked(lines, listed)
+    target = interpreter.describe(getattr(args, "python", None))
+    if vet.is_locked(lines):
+        planned, rejections = vet.plan_locked(lines, listed, target)
         if rejections:
             return [], rejections, True
         urls = vet.locate(
@@ -355,51 +356,42 @@ def _resolve(
             for e, extras in planned
         ]
         return artifacts, [], True
-    from safepip.errors import PipError  # noqa: PLC0415
-    from safepip.mirror import vetted_index  # noqa: PLC0415
-    from safepip.policy import Rejection  # noqa: PLC0415
-
-    request = staging / "request.txt"
-    request.write_text("".join(f"{line.requirement}\n" for line in lines), encoding="utf-8")
-    # pip resolves against a loopback view that offers only listed wheels, so an unvetted
-    # file beside vetted ones on the real index is never a candidate.
-    with vetted_index(listed, cfg.index(), cafile=cfg.cert, base_dir=cfg.base_dir) as view:
+    wheels = staging / "wheels"
+    wheels.mkdir(mode=0o700)
+    out.info(f"resolving {len(lines)} requirement(s) against the list's wheels")
+    with WheelStore(
+        wheels,
+        index_url=cfg.index(),
+        cafile=cfg.cert,
+        base_dir=cfg.base_dir,
+        timeout=args.timeout,
+        on_download=lambda entry: out.debug(f"fetched and hash-checked {entry.filename}"),
+    ) as store:
         try:
-            resolved = pip.resolve(
-                request,
-                index_url=view.url,
-                python_target=python_target,
-                environ=dict(os.environ),
-                cafile=cfg.cert,
-                timeout=vet.DOWNLOAD_DEADLINE,
-                log=out.debug,
+            resolution, rejections = resolve.resolve(
+                resolve.requested(lines, target),
+                listed,
+                target,
+                metadata=store.metadata,
+                prefetch=store.prefetch,
             )
-        except PipError:
-            if view.failures:
-                raise view.failures[0] from None
-            if view.missing:
-                return (
-                    [],
-                    [
-                        Rejection(
-                            "dependency-missing",
-                            name,
-                            f"the resolution needs {name}, which has no wheel on the list",
-                        )
-                        for name in sorted(view.missing)
-                    ],
-                    False,
-                )
-            raise
-    artifacts, rejections = vet.resolved_artifacts(resolved, listed)
-    return artifacts, rejections, False
+        except resolve.Refused as refused:
+            return [], [refused.rejection], False
+        if resolution is None:
+            return [], rejections, False
+        artifacts = [
+            vet.Artifact(e.name, e.version, e.filename, e.sha256, store.url(e), extras)
+            for e, extras in resolution.chosen
+        ]
+        store.discard_except([e for e, _ in resolution.chosen])
+    return artifacts, [], False
 
 
 def _vet(
     args: argparse.Namespace, cfg: Config, out: Output, staging: Path
 ) -> tuple[Any, list[Any], list[Any]]:
     """Steps 1-6 of DESIGN.md §5; returns (trusted list, artifacts, rejections)."""
-    from safepip import policy, vet  # noqa: PLC0415
+    from safepip import interpreter, policy, vet  # noqa: PLC0415
 
     parsed = _requirements(args)
     trusted = _trusted(cfg, out)
@@ -412,11 +404,9 @@ def _vet(
     # A lookalike name is reported as that, not also as "not on the list".
     flagged = {r.subject for r in typos}
     unflagged = [line for line in parsed.lines if line.name not in flagged]
-    if vet.is_locked(parsed.lines):
-        for line in unflagged:
-            rejections.extend(policy.judge_lock_line(line, trusted.hashlist))
-    else:
-        rejections.extend(policy.judge_requested(unflagged, trusted.hashlist))
+    rejections.extend(
+        policy.judge_request(unflagged, trusted.hashlist, locked=vet.is_locked(parsed.lines))
+    )
     if rejections:  # before any request reaches the index
         return trusted, [], rejections
     artifacts, problems, locked = _resolve(
@@ -424,6 +414,8 @@ def _vet(
     )
     if problems:
         return trusted, artifacts, _lookalikes_named(problems, cfg, trusted, out)
+    if not locked:  # the resolver fetched, hash-checked and read every wheel it chose
+        return trusted, artifacts, []
     wheels = staging / "wheels"
     wheels.mkdir(mode=0o700)
     with out.progress_bar("downloading", len(artifacts)) as advance:
@@ -431,7 +423,10 @@ def _vet(
             artifacts, wheels, cafile=cfg.cert, timeout=args.timeout, advance=advance
         )
     # A refused download leaves a hole in the closure; judging it would only add noise.
-    problems += vet.check_wheels(artifacts, wheels, closure=locked and not problems)
+    target = interpreter.describe(getattr(args, "python", None))
+    problems += vet.check_wheels(
+        artifacts, wheels, closure=not problems, environment=target.markers
+    )
     return trusted, artifacts, _lookalikes_named(problems, cfg, trusted, out)
 
 
@@ -532,7 +527,7 @@ def _lock(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     import shutil  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
 
-    from safepip import vet  # noqa: PLC0415
+    from safepip import policy, vet  # noqa: PLC0415
 
     staging = Path(tempfile.mkdtemp(prefix="safepip-"))
     try:
@@ -545,6 +540,11 @@ def _lock(args: argparse.Namespace, cfg: Config, out: Output) -> int:
         for warning in warnings:
             out.warn(warning)
         rejections.extend(typos)
+        flagged = {r.subject for r in typos}
+        unflagged = [line for line in parsed.lines if line.name not in flagged]
+        rejections.extend(
+            policy.judge_request(unflagged, trusted.hashlist, locked=vet.is_locked(parsed.lines))
+        )
         if rejections:
             return _refuse(out, trusted, rejections)
         artifacts, rejections, _ = _resolve(

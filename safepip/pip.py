@@ -19,30 +19,22 @@ it starts under ``--python``: a run leaves no process behind.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
-from urllib.parse import unquote, urlsplit
-
-from packaging.utils import canonicalize_name
+from typing import Final
 
 from safepip import process
 from safepip.errors import PipError, UsageError
 
 __all__ = [
     "MINIMUM_PIP",
-    "ResolvedArtifact",
     "install",
     "pip_version",
-    "resolve",
     "scrubbed_environment",
 ]
 
@@ -64,10 +56,20 @@ _DROPPED_PREFIXES: Final = ("PIP_", "_PIP_", "PYTHON")
 #: and ``CURL_CA_BUNDLE`` would silently override ``--cert`` in pip's HTTP client: the CA bundle
 #: is safepip's ``cert`` setting and nothing else. ``__PYVENV_LAUNCHER__`` (macOS) changes what an
 #: interpreter believes its own executable, hence its environment, to be.
-_DROPPED_NAMES: Final = frozenset({"REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "__PYVENV_LAUNCHER__"})
+_DROPPED_NAMES: Final = frozenset(
+    {
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "__PYVENV_LAUNCHER__",
+        # pip only ever installs from safepip's own folder (--no-index): it has nothing to fetch,
+        # so nothing to send through a proxy either.
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+    }
+)
 
-_REPORT_VERSION: Final = "1"
-_SHA256_RE: Final = re.compile(r"[0-9a-f]{64}")
 _MAX_MESSAGE: Final = 300
 #: How long an interrupted pip gets to stop on its own before it is killed.
 _VERSION_TIMEOUT: Final = 60.0
@@ -78,31 +80,15 @@ _HINT_OLD_PIP: Final = (
 )
 
 
-@dataclass(frozen=True)
-class ResolvedArtifact:
-    """One distribution pip would install, as its installation report says.
-
-    ``name`` is canonical (PEP 503); ``filename`` is the last path segment of ``url``,
-    URL-unquoted; ``sha256`` is the hash the report carries (from the index link or computed by
-    pip), if any; ``requested`` tells a requirement from a dependency.
-    """
-
-    name: str
-    version: str
-    url: str
-    filename: str
-    sha256: str | None
-    requested: bool
-
-
 def scrubbed_environment(environ: Mapping[str, str]) -> dict[str, str]:
     """A copy of ``environ`` in which nothing configures pip or the Python it runs under.
 
     Every ``PIP_*`` / ``_PIP_*`` / ``PYTHON*`` variable (in any case), ``REQUESTS_CA_BUNDLE``,
-    ``CURL_CA_BUNDLE`` and ``__PYVENV_LAUNCHER__`` are removed; then safepip's own are set:
+    ``CURL_CA_BUNDLE``, ``__PYVENV_LAUNCHER__`` and the proxy variables are removed; then
+    safepip's own are set:
     ``PIP_CONFIG_FILE=os.devnull`` (no pip config file at any level is read),
     ``PIP_DISABLE_PIP_VERSION_CHECK=1``, ``PIP_NO_INPUT=1`` and ``PYTHONNOUSERSITE=1``.
-    Everything else (``PATH``, ``HOME``, proxies, locale, ``SSL_CERT_FILE``) is kept.
+    Everything else (``PATH``, ``HOME``, locale, ``SSL_CERT_FILE``) is kept.
     """
     kept = {
         name: value
@@ -134,60 +120,6 @@ def pip_version(
             hint=_HINT_OLD_PIP.format(minimum=_dotted(MINIMUM_PIP), python=python),
         )
     return tuple(int(part) for part in match.group(1).split("."))
-
-
-def resolve(
-    requirements_file: Path,
-    *,
-    index_url: str,
-    python_target: str | None,
-    environ: Mapping[str, str],
-    cafile: str | None,
-    timeout: float,
-    log: Callable[[str], None] | None = None,
-) -> list[ResolvedArtifact]:
-    """What pip would install for ``requirements_file`` from ``index_url``, wheels only.
-
-    Runs ``pip install --dry-run --ignore-installed --only-binary :all: --report`` (nothing is
-    installed or built) for ``python_target`` (default: safepip's interpreter), so environment
-    markers and ``Requires-Python`` are judged for the interpreter that will receive the install.
-    ``timeout`` bounds the whole run, in seconds.
-
-    Raises:
-        UsageError: ``python_target`` is not an executable file.
-        PipError: pip failed (for example, no matching distribution: the message names the
-            requirement pip named), timed out, or wrote a report safepip does not understand.
-    """
-    with tempfile.TemporaryDirectory(prefix="safepip-report-") as scratch:
-        report = Path(scratch) / "report.json"
-        argv = [
-            *_pip_prefix(python_target),
-            "install",
-            "--dry-run",
-            "--ignore-installed",
-            "--only-binary",
-            ":all:",
-            "--no-cache-dir",
-            "--index-url",
-            index_url,
-            "--report",
-            str(report),
-            "--quiet",
-        ]
-        if cafile is not None:
-            argv += ["--cert", cafile]
-        argv += ["-r", str(Path(requirements_file).absolute())]
-        returncode, output = _run(argv, env=scrubbed_environment(environ), timeout=timeout, log=log)
-        if returncode != 0:
-            raise PipError(
-                f"pip could not resolve the requirements: {_summary(output)}",
-                hint=_failure_hint(output),
-            )
-        try:
-            document = json.loads(report.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise PipError(f"pip wrote no readable installation report: {exc}") from exc
-    return _parse_report(document)
 
 
 def install(
@@ -236,74 +168,6 @@ def install(
             f"pip failed to install the vetted wheels: {_summary(output)}",
             hint=_failure_hint(output),
         )
-
-
-def _parse_report(document: object) -> list[ResolvedArtifact]:
-    """The artifacts of a pip installation report (format version 1).
-
-    Raises:
-        PipError: the report is not format 1 or lacks what safepip needs.
-    """
-    if not isinstance(document, dict):
-        raise PipError("pip's installation report is not a JSON object")
-    version = document.get("version")
-    if version != _REPORT_VERSION:
-        raise PipError(
-            f"pip's installation report has format version {version!r}; "
-            f"safepip understands {_REPORT_VERSION!r}",
-            hint="use a pip that safepip supports (23.0 or newer), or upgrade safepip",
-        )
-    items = document.get("install")
-    if not isinstance(items, list):
-        raise PipError("pip's installation report has no `install` list")
-    return [_artifact(item, position) for position, item in enumerate(items)]
-
-
-def _artifact(item: object, position: int) -> ResolvedArtifact:
-    where = f"pip's installation report, install[{position}]"
-    metadata = _mapping(item, "metadata", where)
-    download = _mapping(item, "download_info", where)
-    name = _string(metadata, "name", where)
-    version = _string(metadata, "version", where)
-    url = _string(download, "url", where)
-    archive = download.get("archive_info")
-    sha256 = _archive_sha256(archive) if isinstance(archive, dict) else None
-    requested = item.get("requested", False) if isinstance(item, dict) else False
-    return ResolvedArtifact(
-        name=canonicalize_name(name),
-        version=version,
-        url=url,
-        filename=unquote(urlsplit(url).path.rsplit("/", 1)[-1]),
-        sha256=sha256,
-        requested=requested is True,
-    )
-
-
-def _mapping(item: object, key: str, where: str) -> dict[str, Any]:
-    value = item.get(key) if isinstance(item, dict) else None
-    if not isinstance(value, dict):
-        raise PipError(f"{where} has no `{key}` object")
-    return value
-
-
-def _string(mapping: Mapping[str, Any], key: str, where: str) -> str:
-    value = mapping.get(key)
-    if not isinstance(value, str) or not value:
-        raise PipError(f"{where} has no `{key}` string")
-    return value
-
-
-def _archive_sha256(archive: Mapping[str, Any]) -> str | None:
-    """``archive_info.hashes.sha256``, else the legacy ``hash: "sha256=…"``; lower-case hex."""
-    hashes = archive.get("hashes")
-    candidate: object = hashes.get("sha256") if isinstance(hashes, dict) else None
-    if candidate is None:
-        legacy = archive.get("hash")
-        if isinstance(legacy, str) and legacy.startswith("sha256="):
-            candidate = legacy.removeprefix("sha256=")
-    if isinstance(candidate, str) and _SHA256_RE.fullmatch(candidate.lower()):
-        return candidate.lower()
-    return None
 
 
 def _pip_prefix(python_target: str | None) -> list[str]:

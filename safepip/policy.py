@@ -87,6 +87,61 @@ def judge_lock_line(line: RequirementLine, listed: HashList) -> list[Rejection]:
     return rejections
 
 
+def judge_request(
+    lines: Sequence[RequirementLine], listed: HashList, *, locked: bool
+) -> list[Rejection]:
+    """Everything that can be judged before any request reaches the index (pure).
+
+    A fully ``locked`` file: every line bound by its hashes. Otherwise: pip's hash-checking mode
+    (one hashed line makes every line need ``==`` and hashes), every hash given still judged,
+    and each requested project must have a listed wheel.
+    """
+    rejections: list[Rejection] = []
+    if locked:
+        for line in lines:
+            rejections.extend(judge_lock_line(line, listed))
+        return rejections
+    rejections.extend(judge_hash_mode(lines))
+    for line in lines:
+        if line.hashes:  # a hash given is a hash judged, whatever the other lines say
+            rejections.extend(judge_lock_line(line, listed))
+    rejections.extend(judge_requested(lines, listed))
+    return rejections
+
+
+def judge_hash_mode(lines: Sequence[RequirementLine]) -> list[Rejection]:
+    """Once one line carries ``--hash``, every line must be pinned and hashed (pure).
+
+    That is pip's hash-checking mode: a file that hashes some lines and leaves others loose is
+    refused, never resolved with its hashes dropped.
+    """
+    if not any(line.hashes for line in lines):
+        return []
+    rejections = []
+    for line in lines:
+        if line.pinned_version is None:
+            rejections.append(
+                Rejection(
+                    "not-pinned",
+                    line.name,
+                    f"{line.requirement} is not pinned with ==, and other lines carry --hash "
+                    "(hash-checking mode needs every line pinned and hashed)",
+                    line.location,
+                )
+            )
+        elif not line.hashes:
+            rejections.append(
+                Rejection(
+                    "no-hash",
+                    line.name,
+                    "no --hash=sha256:… option, and other lines carry one (hash-checking mode "
+                    "needs every line pinned and hashed)",
+                    line.location,
+                )
+            )
+    return rejections
+
+
 def judge_requested(lines: Sequence[RequirementLine], listed: HashList) -> list[Rejection]:
     """Refuse requested projects the list has no wheel for, before any index request (pure)."""
     rejections: list[Rejection] = []
@@ -126,6 +181,18 @@ def judge_closure(
     for name, metadata in sorted(wheels.items()):
         wanted = extras.get(name, frozenset())
         for requirement in metadata.requires_dist:
+            if requirement.url:
+                # Never followed (pip runs with --no-deps), but a signed wheel that points at
+                # bytes no list vouches for is not one to install either.
+                rejections.append(
+                    Rejection(
+                        "unsupported",
+                        name,
+                        f"{name} {metadata.version} declares the direct-URL dependency "
+                        f"`{requirement}`: safepip never follows one",
+                    )
+                )
+                continue
             if requirement.marker is not None and not any(
                 requirement.marker.evaluate({**environment, "extra": extra})
                 for extra in (*sorted(wanted), "")

@@ -8,18 +8,16 @@ modules (:mod:`hashlist`, :mod:`policy`, :mod:`typosquat`) and the IO behind :mo
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from packaging import tags
-from packaging.utils import parse_wheel_filename
-
 from safepip import fetch, gpg, hashlist, policy
 from safepip.config import Config
 from safepip.errors import FetchError, FreshnessError
+from safepip.interpreter import TargetEnvironment, best_wheel
 from safepip.policy import Rejection
 from safepip.requirements import RequirementLine
 from safepip.state import TrustState, judge_serial
@@ -27,7 +25,6 @@ from safepip.state import TrustState, judge_serial
 # `check` and `verify` never download: what only `install` and `lock` need (a thread pool, the
 # index page parser, wheel reading, pip) is imported where it is used, keeping their start fast.
 if TYPE_CHECKING:
-    from safepip.pip import ResolvedArtifact
     from safepip.wheel import WheelMetadata
 
 #: The whole fetch of the list, and of its signature, must finish within this many seconds.
@@ -172,25 +169,15 @@ def is_locked(lines: Sequence[RequirementLine]) -> bool:
     return bool(lines) and all(line.pinned_version is not None and line.hashes for line in lines)
 
 
-def _best_wheel(entries: Sequence[hashlist.Entry]) -> hashlist.Entry | None:
-    """The entry whose tags this interpreter prefers most, as pip would choose."""
-    priority = {tag: rank for rank, tag in enumerate(tags.sys_tags())}
-    best: tuple[int, hashlist.Entry] | None = None
-    for entry in entries:
-        _, _, _, wheel_tags = parse_wheel_filename(entry.filename)
-        ranks = [priority[t] for t in wheel_tags if t in priority]
-        if ranks and (best is None or min(ranks) < best[0]):
-            best = (min(ranks), entry)
-    return best[1] if best else None
-
-
 def plan_locked(
-    lines: Sequence[RequirementLine], listed: hashlist.HashList
+    lines: Sequence[RequirementLine], listed: hashlist.HashList, target: TargetEnvironment
 ) -> tuple[list[tuple[hashlist.Entry, frozenset[str]]], list[Rejection]]:
     """Choose the listed wheel for each applicable line of a fully locked file (pure).
 
-    Every line is judged (marker or not); only lines whose marker holds here are installed.
-    Returns (entry, extras) pairs and the rejections.
+    Every line is judged (marker or not); only lines whose marker holds for ``target`` are
+    installed, each as the hashed wheel ``target`` prefers most: the lock file's hashes hold for
+    every interpreter, never only for the one running safepip. Returns (entry, extras) pairs and
+    the rejections.
     """
     rejections: list[Rejection] = []
     chosen: dict[str, tuple[hashlist.Entry, frozenset[str]]] = {}
@@ -198,17 +185,20 @@ def plan_locked(
         problems = policy.judge_lock_line(line, listed)
         rejections.extend(problems)
         marker = line.requirement.marker
-        if problems or (marker is not None and not marker.evaluate({"extra": ""})):
+        if problems or (
+            marker is not None and not marker.evaluate({**target.markers, "extra": ""})
+        ):
             continue
-        candidates = [listed.by_sha256(h) for h in line.hashes]
-        entry = _best_wheel([c for c in candidates if c is not None])
+        candidates = {e.filename: e for h in line.hashes if (e := listed.by_sha256(h))}
+        best = best_wheel(sorted(candidates), target)
+        entry = candidates[best] if best is not None else None
         if entry is None:
             rejections.append(
                 Rejection(
                     "not-in-list",
                     line.name,
                     f"none of the hashed wheels of {line.name} {line.pinned_version} "
-                    "fits this interpreter",
+                    f"fits {target.python}",
                     line.location,
                 )
             )
@@ -316,8 +306,15 @@ def download_all(
     return results
 
 
-def check_wheels(artifacts: Sequence[Artifact], folder: Path, *, closure: bool) -> list[Rejection]:
-    """METADATA name and version against each filename, then (``closure``) the dependencies."""
+def check_wheels(
+    artifacts: Sequence[Artifact],
+    folder: Path,
+    *,
+    closure: bool,
+    environment: Mapping[str, str],
+) -> list[Rejection]:
+    """METADATA name and version against each filename, then (``closure``) the dependencies,
+    with markers judged in the target's ``environment``."""
     from safepip.wheel import WheelError, read_metadata  # noqa: PLC0415  (lazy: see the imports)
 
     rejections: list[Rejection] = []
@@ -332,40 +329,13 @@ def check_wheels(artifacts: Sequence[Artifact], folder: Path, *, closure: bool) 
             rejections.append(Rejection("metadata-mismatch", artifact.filename, str(exc)))
     if closure and not rejections:
         extras = {a.name: a.extras for a in artifacts}
-        rejections.extend(policy.judge_closure(metadata, extras, {}))
+        rejections.extend(policy.judge_closure(metadata, extras, environment))
     return rejections
 
 
 def requirements_text(artifacts: Sequence[Artifact]) -> str:
     """The generated requirements file handed to pip: ``name==version --hash=sha256:…``."""
     return "".join(f"{a.name}=={a.version} --hash=sha256:{a.sha256}\n" for a in artifacts)
-
-
-def resolved_artifacts(
-    resolved: Sequence[ResolvedArtifact], listed: hashlist.HashList
-) -> tuple[list[Artifact], list[Rejection]]:
-    """Bind pip's resolution to the list: every artifact a listed wheel, by filename (pure)."""
-    artifacts: list[Artifact] = []
-    rejections: list[Rejection] = []
-    for item in resolved:
-        problem = policy.judge_artifact(item.filename, listed)
-        entry = listed.get(item.filename)
-        if problem is not None or entry is None:
-            rejections.append(problem or Rejection("not-in-list", item.name, item.filename))
-            continue
-        if item.sha256 is not None and item.sha256 != entry.sha256:
-            rejections.append(
-                Rejection(
-                    "hash-mismatch",
-                    item.filename,
-                    "the index announces another sha256 than the list for this file",
-                )
-            )
-            continue
-        artifacts.append(
-            Artifact(entry.name, entry.version, entry.filename, entry.sha256, item.url)
-        )
-    return artifacts, rejections
 
 
 def judge_names(

@@ -67,7 +67,7 @@ def test_safepip_runs_with_the_bundled_pip(version: str, published: Site, tmp_pa
     python = find_python(version)
     if python is None:
         pytest.skip(f"python{version} is not installed here")
-    if not any(WHEELHOUSE.glob("rich-*.whl")):
+    if not any(WHEELHOUSE.glob("resolvelib-*.whl")):
         pytest.skip(f"no wheelhouse at {WHEELHOUSE} (scripts/test downloads it)")
     env = _env(tmp_path)
     runner, target = tmp_path / "runner", tmp_path / "target"
@@ -75,7 +75,7 @@ def test_safepip_runs_with_the_bundled_pip(version: str, published: Site, tmp_pa
     subprocess.run([python, "-m", "venv", "--without-pip", str(target)], check=True, env=env)
     subprocess.run(
         [str(runner / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index",
-         "--find-links", str(WHEELHOUSE), "packaging", "python-gnupg", "rich",
+         "--find-links", str(WHEELHOUSE), "packaging", "python-gnupg", "resolvelib", "rich",
          "tomli; python_version < '3.11'"],
         check=True, env=env,
     )  # fmt: skip

@@ -148,3 +148,41 @@ def make_wheel(
             info.create_system = 3  # Unix, so the permission bits mean the same everywhere
             archive.writestr(info, data)
     return target
+
+
+def make_marker_sdist(dest_dir: Path, name: str, version: str, marker: Path) -> Path:
+    """An sdist whose build backend writes ``marker`` as soon as any of its hooks is imported.
+
+    The proof, in tests, that no third-party code ran: whoever builds or even asks this sdist
+    for its metadata creates the file.
+    """
+    import io
+    import tarfile
+
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    base = f"{escaped(name)}-{version}"
+    backend = (
+        "import os, pathlib\n"
+        f"pathlib.Path({str(marker)!r}).write_text('build backend ran as uid %d' % os.getuid())\n"
+        "def prepare_metadata_for_build_wheel(directory, config_settings=None):\n"
+        f"    d = pathlib.Path(directory, '{base}.dist-info'); d.mkdir()\n"
+        f"    (d / 'METADATA').write_text('Metadata-Version: 2.1\\nName: {name}\\n"
+        f"Version: {version}\\n')\n"
+        "    return d.name\n"
+        "def build_wheel(*args, **kwargs):\n"
+        "    raise SystemExit('not needed')\n"
+    )
+    files = {
+        f"{base}/pyproject.toml": "[build-system]\nrequires = []\n"
+        'build-backend = "backend"\nbackend-path = ["."]\n',
+        f"{base}/backend.py": backend,
+        f"{base}/PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+    }
+    path = dest_dir / f"{base}.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for member, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path

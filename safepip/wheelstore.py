@@ -1,0 +1,188 @@
+"""Listed wheels, fetched and hash-checked on demand: what the resolver reads metadata from.
+
+A :class:`WheelStore` downloads a listed wheel into a private folder the first time anything
+asks for it, hashing while streaming, and hands out the file (and its METADATA) only once its
+sha256 is the list's. Where a file lives is read from the index's project page for that project
+(the index is transport only: which files exist, and which version is newest, comes from the
+list). Downloads run on a small thread pool, so the wheels the resolver will likely need next
+arrive while it works; every download shares one deadline, the run's ``--timeout``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Final
+
+from safepip import fetch, index
+from safepip.errors import FetchError
+from safepip.hashlist import Entry
+from safepip.policy import Rejection
+from safepip.resolve import Refused
+from safepip.vet import MAX_PAGE_BYTES, MAX_WHEEL_BYTES
+from safepip.wheel import WheelError, WheelMetadata, read_metadata
+
+#: Downloads at once.
+WORKERS: Final = 8
+
+
+class WheelStore:
+    """Listed wheels in ``folder`` (created 0700 by the caller), fetched from ``index_url``.
+
+    Use as a context manager: leaving it waits for (and, after a failure, abandons) every
+    download still under way.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        index_url: str,
+        cafile: str | None,
+        base_dir: Path,
+        timeout: float,
+        on_download: Callable[[Entry], None] | None = None,
+    ) -> None:
+        self.folder = folder
+        self._index_url = index_url
+        self._cafile = cafile
+        self._base_dir = base_dir
+        self._deadline = time.monotonic() + timeout
+        self._timeout = timeout
+        self._on_download = on_download
+        self._lock = threading.Lock()
+        self._pages: dict[str, dict[str, str]] = {}
+        self._page_locks: dict[str, threading.Lock] = {}
+        self._wheels: dict[str, Future[Path]] = {}
+        self._metadata: dict[str, WheelMetadata] = {}
+        self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="safepip-fetch")
+
+    def __enter__(self) -> WheelStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Cancel what has not started; wait for what has (each is bounded by the deadline)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # --- where ------------------------------------------------------------------------------
+
+    def url(self, entry: Entry) -> str:
+        """The URL the index gives for ``entry``'s file.
+
+        Raises:
+            FetchError: the page cannot be fetched, or does not offer this listed file.
+        """
+        url = self._links(entry.name).get(entry.filename)
+        if url is None:
+            raise FetchError(
+                f"the index {self._index_url} does not offer {entry.filename}, which the list "
+                "names",
+                hint="the index and the list disagree (a mirror may be hiding a version); ask "
+                "its operator, or the publisher to republish both",
+            )
+        return url
+
+    def _links(self, name: str) -> dict[str, str]:
+        # Read in the calling thread (a download worker, usually), once per project: waiting on
+        # the pool from inside the pool could leave every worker waiting for a queued page.
+        with self._lock:
+            lock = self._page_locks.setdefault(name, threading.Lock())
+        with lock:
+            if name not in self._pages:
+                self._pages[name] = self._read_page(name)
+            return self._pages[name]
+
+    def _read_page(self, name: str) -> dict[str, str]:
+        url = fetch.join_url(self._index_url, f"{name}/")
+        text = fetch.fetch_bytes(
+            url,
+            base_dir=self._base_dir,
+            max_bytes=MAX_PAGE_BYTES,
+            timeout=self._remaining(),
+            cafile=self._cafile,
+        ).decode("utf-8", errors="replace")
+        return {f: fetch.join_url(url, u) for f, u in index.file_links(text, url).items()}
+
+    # --- what -------------------------------------------------------------------------------
+
+    def prefetch(self, entries: Sequence[Entry]) -> None:
+        """Start downloading ``entries`` in the background (a hint; failures surface on use)."""
+        for entry in entries:
+            self._wheel(entry)
+
+    def path(self, entry: Entry) -> Path:
+        """The file of ``entry``, downloaded and hash-checked.
+
+        Raises:
+            Refused: the index served other bytes (``hash-mismatch``; the file is deleted).
+            FetchError: the download failed.
+        """
+        return self._wheel(entry).result()
+
+    def metadata(self, entry: Entry) -> WheelMetadata:
+        """METADATA of ``entry``'s vetted file, checked against its filename.
+
+        Raises:
+            Refused: hash mismatch, or METADATA that contradicts the filename or does not parse
+                (``metadata-mismatch``).
+            FetchError: the download failed.
+        """
+        found = self._metadata.get(entry.filename)
+        if found is None:
+            path = self.path(entry)
+            try:
+                found = read_metadata(path)
+            except WheelError as exc:
+                raise Refused(Rejection("metadata-mismatch", entry.filename, str(exc))) from None
+            self._metadata[entry.filename] = found
+        return found
+
+    def _wheel(self, entry: Entry) -> Future[Path]:
+        with self._lock:
+            future = self._wheels.get(entry.filename)
+            if future is None:
+                future = self._pool.submit(self._download, entry)
+                self._wheels[entry.filename] = future
+            return future
+
+    def _download(self, entry: Entry) -> Path:
+        url = self.url(entry)
+        path = self.folder / entry.filename
+        digest = fetch.download(
+            url, path, max_bytes=MAX_WHEEL_BYTES, timeout=self._remaining(), cafile=self._cafile
+        )
+        if digest != entry.sha256:
+            path.unlink()
+            raise Refused(
+                Rejection(
+                    "hash-mismatch",
+                    entry.filename,
+                    f"the index served other bytes (sha256 {digest[:12]}…, the list says "
+                    f"{entry.sha256[:12]}…)",
+                )
+            )
+        if self._on_download is not None:
+            self._on_download(entry)
+        return path
+
+    def _remaining(self) -> float:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise FetchError(
+                f"the downloads did not finish within {self._timeout:g} s",
+                hint="check that the index answers, or raise --timeout",
+            )
+        return remaining
+
+    def discard_except(self, keep: Sequence[Entry]) -> None:
+        """Delete the wheels fetched for candidates the resolution did not choose."""
+        wanted = {e.filename for e in keep}
+        for path in self.folder.iterdir():
+            if path.name not in wanted:
+                path.unlink()
