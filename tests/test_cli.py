@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from safepip import __version__
 from tests.keys import Keyring
@@ -66,3 +70,44 @@ def test_check_of_a_local_list_imports_only_what_it_needs(tmp_path: Path, keyrin
     assert out.stdout.splitlines() == ["ok: 2 requirement(s) in 1 file(s) vetted", "0 []"], (
         out.stdout + out.stderr
     )
+
+
+def safepip(*argv: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> Any:
+    return subprocess.run(
+        [sys.executable, "-m", "safepip", *argv],
+        capture_output=True, text=True, check=False, cwd=cwd, env=env, timeout=60,
+    )  # fmt: skip
+
+
+def test_config_planted_in_a_shared_parent_is_refused(tmp_path: Path) -> None:
+    """Review finding (config discovery): a file another user can write in a parent such as
+    /tmp must not set the policy of the runs below it."""
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o1777)
+    planted = shared / "safepip.toml"
+    planted.write_text('typosquat = "off"\n')
+    planted.chmod(0o666)
+    if os.geteuid() == 0:
+        os.chown(planted, 65534, 65534)
+    project = shared / "project"
+    project.mkdir()
+    out = safepip("names", "reqeusts", cwd=project)
+    assert out.returncode == 2, out.stderr
+    first, hint = out.stderr.splitlines()[:2]
+    assert first.startswith(f"error: config file {planted} ") and "refusing to trust it" in first
+    assert hint.startswith("hint: ") and "--no-config" in hint
+    assert out.stdout == ""
+    # The way out the hint gives: the typosquat check is on again.
+    out = safepip("names", "reqeusts", "--no-config", cwd=project)
+    assert out.returncode == 1
+    assert "reqeusts: typosquat of requests" in out.stdout
+
+
+@pytest.mark.timeout(20)  # a regression blocks in open(): fail, do not hang
+def test_popular_names_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "names.fifo"
+    os.mkfifo(fifo)
+    env = {**os.environ, "SAFEPIP_POPULAR_NAMES": str(fifo)}
+    out = safepip("names", "reqeusts", "--no-config", env=env)  # timeout=60 fails a hang
+    assert out.returncode == 2
+    assert out.stderr.splitlines()[0] == f"error: popular-names file {fifo}: not a regular file"
