@@ -32,6 +32,9 @@ TyposquatMode = Literal["block", "warn", "off"]
 
 DEFAULT_MAX_LIST_BYTES: Final = 8 * 1024 * 1024
 MAX_CONFIG_BYTES: Final = 1024 * 1024  # a pyproject.toml is a few KiB; more is not a config
+#: The most ``max-validity-days`` (and ``publish --expires``) may say: 100 years is no expiry
+#: worth the name already, and dates much further away overflow ``datetime``.
+MAX_VALIDITY_DAYS: Final = 36_500
 _LIST_KEYS: Final = ("trusted-keys", "key-files", "allow-names")
 _INT_KEYS: Final = ("threshold", "min-serial", "max-list-bytes", "max-validity-days")
 _PATH_KEYS: Final = ("cert", "popular-names")
@@ -316,6 +319,8 @@ def _as_int(key: str, value: object, where: str) -> int:
     lowest = 1 if key in ("threshold", "max-list-bytes", "max-validity-days") else 0
     if number < lowest:
         raise ConfigError(f"{where}: {key} must be at least {lowest}, not {number}")
+    if key == "max-validity-days" and number > MAX_VALIDITY_DAYS:
+        raise ConfigError(f"{where}: {key} must be at most {MAX_VALIDITY_DAYS}, not {number}")
     return number
 
 

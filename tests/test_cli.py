@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from safepip import __version__
+from safepip._cli import main
 from tests.keys import Keyring
 from tests.site import Site
 
@@ -111,3 +112,62 @@ def test_popular_names_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
     out = safepip("names", "reqeusts", "--no-config", env=env)  # timeout=60 fails a hang
     assert out.returncode == 2
     assert out.stderr.splitlines()[0] == f"error: popular-names file {fifo}: not a regular file"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("seconds", ["inf", "1e300", "nan", "-1", "0", "604801", "soon"])
+def test_timeout_out_of_range_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], seconds: str
+) -> None:
+    """`--timeout inf` or `1e300` overflowed the download clock deep in a run (exit 101)."""
+    code, out, err = run(capsys, "install", "--no-config", "--timeout", seconds, "x==1")
+    assert code == 2
+    first, hint = err.splitlines()
+    assert first.startswith(f"error: argument --timeout: '{seconds}'")
+    assert hint.startswith("hint: ")
+    assert out == ""
+
+
+def test_timeout_within_range_is_accepted(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "install", "--no-config", "--timeout", "604800", "x==1")
+    assert (code, err.splitlines()[0]) == (2, "error: no list configured")
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ("folder", "{out} is a folder: name the file to write"),
+        ("missing/lock.txt", "{out}: the folder {parent} does not exist"),
+    ],
+)
+def test_lock_output_that_cannot_be_written_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], output: str, message: str
+) -> None:
+    """`lock -o DIR` and `lock -o missing/x.txt` failed after all the work (exit 101)."""
+    (tmp_path / "folder").mkdir()
+    out_path = tmp_path / output
+    code, out, err = run(capsys, "lock", "--no-config", "x", "-o", str(out_path))
+    assert code == 2
+    expected = message.format(out=out_path, parent=out_path.parent)
+    assert err.splitlines()[0] == f"error: argument -o/--output: {expected}"
+    assert out == ""
+    assert not (tmp_path / "missing").exists()
+    assert list((tmp_path / "folder").iterdir()) == []
+
+
+def test_publish_out_that_is_a_file_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "wheels").mkdir()
+    target = tmp_path / "out.txt"
+    target.write_text("mine\n")
+    code, _, err = run(capsys, "publish", str(tmp_path / "wheels"), "--out", str(target),
+                       "--key", "0" * 40, "--no-config")  # fmt: skip
+    assert code == 2
+    assert err.splitlines()[0] == f"error: argument --out: {target} is not a folder"
+    assert target.read_text() == "mine\n"

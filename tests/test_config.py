@@ -80,6 +80,9 @@ def test_empty_environment_variable_counts_as_unset(tmp_path: Path) -> None:
         ('trusted-keys = ["0123456789ABCDEF"]\n', "is a key ID, not a fingerprint"),
         ("key-files = [1]\n", "key-files must be a list of strings"),
         ("list = [\n", "is not valid TOML"),
+        # timedelta(days=1e9) overflowed when a list was judged (exit 101)
+        ("max-validity-days = 1000000000\n", "max-validity-days must be at most 36500"),
+        ("max-validity-days = 1e400\n", "max-validity-days must be an integer"),
     ],
 )
 def test_bad_files_are_usage_errors(tmp_path: Path, text: str, message: str) -> None:
