@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from safepip import __version__
 from safepip._output import Output
@@ -664,15 +664,36 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
+def _format_in(argv: Sequence[str]) -> Literal["text", "json"]:
+    """The ``--format`` that ``argv`` asks for (the last one wins, as in argparse), read
+    without argparse: ``--format json``, ``--format=json`` or an abbreviation (``--form``)."""
+    found: Literal["text", "json"] = "text"
+    words = iter(argv)
+    for word in words:
+        if word == "--":
+            break
+        name, equals, value = word.partition("=")
+        if len(name) < 3 or not "--format".startswith(name):
+            continue
+        value = value if equals else next(words, "")
+        if value == "json":
+            found = "json"
+        elif value == "text":
+            found = "text"
+    return found
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run safepip with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
     environ = dict(os.environ)
-    out = Output(no_color_env="NO_COLOR" in environ)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Known before argparse runs, so that a usage error of a JSON run is a JSON document too.
+    out = Output(format=_format_in(argv), no_color_env="NO_COLOR" in environ)
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
             build_parser().print_help(sys.stderr)
-            return 2
+            raise UsageError("no command given", hint="see `safepip --help`")
         out.format = args.format
         out.quiet = args.quiet
         out.verbose = args.verbose

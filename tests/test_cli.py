@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -171,3 +172,36 @@ def test_publish_out_that_is_a_file_is_a_usage_error(
     assert code == 2
     assert err.splitlines()[0] == f"error: argument --out: {target} is not a folder"
     assert target.read_text() == "mine\n"
+
+
+UNKNOWN = "unrecognized arguments: --no-such-flag"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--format", "json", "install", "--no-such-flag"], UNKNOWN),
+        (["install", "--no-such-flag", "--format=json"], UNKNOWN),
+        (["lock", "--form", "json", "idna"], "the following arguments are required: -o/--output"),
+        (["--format", "json", "names"], "the following arguments are required: NAME"),
+        (["--format", "json"], "no command given"),
+    ],
+)
+def test_json_run_that_fails_on_usage_prints_a_json_error(argv: list[str], message: str) -> None:
+    """Usage errors happen before argparse knows --format: the document must still come."""
+    out = safepip(*argv)
+    assert out.returncode == 2
+    document = json.loads(out.stdout)
+    assert document["version"] == 1
+    assert document["exit_code"] == 2
+    assert document["error"]["message"] == message
+    assert document["error"]["kind"] == "UsageError"
+    assert document["error"]["hint"].startswith("see `safepip")
+    assert f"error: {message}" in out.stderr
+
+
+def test_text_run_that_fails_on_usage_prints_nothing_on_stdout() -> None:
+    for argv in (["install", "--no-such-flag"], ["--format", "json", "--format", "text", "names"]):
+        out = safepip(*argv)
+        assert (out.returncode, out.stdout) == (2, "")
+        assert "error: " in out.stderr
