@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from safepip import __version__
 from safepip._output import Output
@@ -53,7 +54,7 @@ def _common(*, suppress: bool) -> _Parser:
     group.add_argument("--config", metavar="FILE", type=Path, help="use this config file")
     group.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds,
         **_default(900.0, suppress),
         metavar="SECONDS",
         help="total deadline for the downloads of one run (default 900)",
@@ -64,6 +65,52 @@ def _common(*, suppress: bool) -> _Parser:
 
 def _default(value: object, suppress: bool) -> dict[str, Any]:
     return {"default": argparse.SUPPRESS} if suppress else {"default": value}
+
+
+#: The longest ``--timeout``: a week is already no deadline; far larger numbers (``inf``,
+#: ``1e300``) overflow the clocks and sockets they are handed to.
+MAX_TIMEOUT = 7 * 24 * 3600.0
+
+
+# argparse type functions: bad values are usage errors here, at the edge, never an overflow
+# deep inside a run (argparse turns ArgumentTypeError into "argument --x: <message>").
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and 0 < value <= MAX_TIMEOUT):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a number of seconds above 0 and at most {MAX_TIMEOUT:.0f}"
+        )
+    return value
+
+
+def _duration(text: str) -> Any:
+    from safepip.publish import parse_duration  # noqa: PLC0415  (lazy: publish only)
+
+    try:
+        return parse_duration(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _output_file(text: str) -> Path:
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder: name the file to write")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: the folder {path.parent} does not exist")
+    return path
+
+
+def _output_folder(text: str) -> Path:
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is not a folder")
+    return path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="requirements file; repeatable",
     )  # fmt: skip
     lock.add_argument(
-        "-o", "--output", type=Path, required=True, metavar="OUT", help="lock file to write"
+        "-o", "--output", type=_output_file, required=True, metavar="OUT", help="lock file to write"
     )
 
     names = commands.add_parser("names", parents=[common], help="typosquat verdict for names")
@@ -118,9 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
         "publish", parents=[common], help="hash wheels, write and sign the list and index"
     )
     publish.add_argument("wheel_dir", type=Path, metavar="WHEEL_DIR")
-    publish.add_argument("--out", type=Path, required=True, metavar="DIR")
+    publish.add_argument("--out", type=_output_folder, required=True, metavar="DIR")
     publish.add_argument("--key", required=True, metavar="FPR", help="signing key fingerprint")
-    publish.add_argument("--expires", default="30d", help="validity, e.g. 30d or 12h")
+    publish.add_argument(
+        "--expires", default="30d", type=_duration, help="validity, e.g. 30d or 12h"
+    )
     publish.add_argument("--serial", type=int, help="serial (default: last published + 1)")
     return parser
 
@@ -217,7 +266,7 @@ def _publish(args: argparse.Namespace, cfg: Config, out: Output) -> int:
         args.out,
         fingerprint=fingerprint,
         now=now,
-        expires_in=publish.parse_duration(args.expires),
+        expires_in=args.expires,
         max_validity_days=cfg.max_validity_days,
         serial=args.serial,
         check_names=check_names,
@@ -568,7 +617,10 @@ def _lock(args: argparse.Namespace, cfg: Config, out: Output) -> int:
         )
         options = "".join(f" \\\n    --hash=sha256:{h}" for h in hashes)
         lines.append(f"{artifact.name}=={artifact.version}{options}")
-    args.output.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    try:
+        args.output.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    except OSError as exc:  # checked when parsed, but permissions or a full disk remain
+        raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
     out.result(f"wrote {args.output}: {len(artifacts)} pinned and hashed requirement(s)")
     out.emit_json(_vet_document(trusted, artifacts, [], 0))
     return 0
@@ -612,15 +664,36 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
+def _format_in(argv: Sequence[str]) -> Literal["text", "json"]:
+    """The ``--format`` that ``argv`` asks for (the last one wins, as in argparse), read
+    without argparse: ``--format json``, ``--format=json`` or an abbreviation (``--form``)."""
+    found: Literal["text", "json"] = "text"
+    words = iter(argv)
+    for word in words:
+        if word == "--":
+            break
+        name, equals, value = word.partition("=")
+        if len(name) < 3 or not "--format".startswith(name):
+            continue
+        value = value if equals else next(words, "")
+        if value == "json":
+            found = "json"
+        elif value == "text":
+            found = "text"
+    return found
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run safepip with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
     environ = dict(os.environ)
-    out = Output(no_color_env="NO_COLOR" in environ)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Known before argparse runs, so that a usage error of a JSON run is a JSON document too.
+    out = Output(format=_format_in(argv), no_color_env="NO_COLOR" in environ)
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
             build_parser().print_help(sys.stderr)
-            return 2
+            raise UsageError("no command given", hint="see `safepip --help`")
         out.format = args.format
         out.quiet = args.quiet
         out.verbose = args.verbose

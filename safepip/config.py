@@ -1,8 +1,9 @@
 """The frozen configuration of one run: file, then ``SAFEPIP_*`` environment, then flags.
 
 ``safepip.toml`` (keys at top level), else ``[tool.safepip]`` in ``pyproject.toml``, is searched
-from the current directory upward. Relative paths in a file are relative to that file; relative
-paths from the environment or flags are relative to the current directory.
+from the current directory upward; a file found that way holds trust roots, so it is used only
+when the user (or root) alone could have written it. Relative paths in a file are relative to
+that file; relative paths from the environment or flags are relative to the current directory.
 
 Unknown keys are refused rather than ignored: in a security tool, a misspelt ``treshold`` that is
 silently dropped is a policy the user believes in and does not have.
@@ -10,6 +11,8 @@ silently dropped is a policy the user believes in and does not have.
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from safepip.errors import ConfigError
+from safepip.files import RegularFile, read_regular
 from safepip.gpg import normalise_fingerprint
 
 if sys.version_info >= (3, 11):
@@ -27,6 +31,10 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 TyposquatMode = Literal["block", "warn", "off"]
 
 DEFAULT_MAX_LIST_BYTES: Final = 8 * 1024 * 1024
+MAX_CONFIG_BYTES: Final = 1024 * 1024  # a pyproject.toml is a few KiB; more is not a config
+#: The most ``max-validity-days`` (and ``publish --expires``) may say: 100 years is no expiry
+#: worth the name already, and dates much further away overflow ``datetime``.
+MAX_VALIDITY_DAYS: Final = 36_500
 _LIST_KEYS: Final = ("trusted-keys", "key-files", "allow-names")
 _INT_KEYS: Final = ("threshold", "min-serial", "max-list-bytes", "max-validity-days")
 _PATH_KEYS: Final = ("cert", "popular-names")
@@ -119,45 +127,172 @@ class Config:
             )
 
 
-def find_config_file(start: Path) -> tuple[Path, str] | None:
-    """The nearest ``safepip.toml``, else ``pyproject.toml`` with ``[tool.safepip]``, upward.
+@dataclass(frozen=True)
+class Owner:
+    """The user a config file found by the search must belong to (or root), and their group."""
 
-    Returns the path and the table name (``""`` for top level, ``"tool.safepip"``).
+    uid: int
+    gid: int
 
-    Raises:
-        ConfigError: a ``pyproject.toml`` on the way is not valid TOML.
+    @staticmethod
+    def current() -> Owner | None:
+        """This process's effective user and group; ``None`` where the OS has no uids."""
+        if not hasattr(os, "geteuid"):  # pragma: no cover - Windows
+            return None
+        return Owner(os.geteuid(), os.getegid())
+
+
+def distrust(*, uid: int, gid: int, mode: int, user: Owner) -> str | None:
+    """Why a file of this owner, group and mode is not one only ``user`` (or root) could have
+    written, or ``None`` when it is. Pure: the caller hands in ``fstat``'s values.
+
+    Owned by the user or root, and writable by neither others nor a group other than the
+    user's own: the rule git applies to a repository's owner, plus the mode bits, since a
+    world-writable file is anyone's file whoever owns it.
     """
-    for folder in (start, *start.parents):
-        candidate = folder / "safepip.toml"
-        if candidate.is_file():
-            return candidate, ""
-        pyproject = folder / "pyproject.toml"
-        if pyproject.is_file() and "safepip" in _read_toml(pyproject).get("tool", {}):
-            return pyproject, "tool.safepip"
+    if uid not in (user.uid, 0):
+        return f"is owned by uid {uid}, neither you (uid {user.uid}) nor root"
+    if mode & stat.S_IWOTH:
+        return f"is writable by others (mode {stat.S_IMODE(mode):04o})"
+    if mode & stat.S_IWGRP and gid != user.gid:
+        return f"is writable by group {gid}, not your own (mode {stat.S_IMODE(mode):04o})"
     return None
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ConfigFile:
+    """A config file as read: its path, its table (``""`` or ``"tool.safepip"``), its TOML."""
+
+    path: Path
+    table: str
+    document: dict[str, Any]
+
+
+def find_config_file(start: Path, *, user: Owner | None) -> ConfigFile | None:
+    """The nearest ``safepip.toml``, else ``pyproject.toml`` with ``[tool.safepip]``, upward.
+
+    A config file holds trust roots, so the one found must be a file ``user`` could have
+    written alone (:func:`distrust`); ``user=None`` (no uids on this OS) skips that check. A
+    ``pyproject.toml`` that is not the user's is read only to learn whether it declares
+    ``[tool.safepip]``: when it cannot be read, is not valid TOML or has no such table, it is
+    not a safepip config file and the search goes on, so that a broken ``/tmp/pyproject.toml``
+    someone else left does not break every run below ``/tmp``. A folder or FIFO carrying one
+    of the names is not a config file either (and is never opened).
+
+    Raises:
+        ConfigError: the file found is not the user's (owner or mode), or is the user's and
+            cannot be read or is not valid TOML.
+    """
+    for folder in (start, *start.parents):
+        for name, table in (("safepip.toml", ""), ("pyproject.toml", "tool.safepip")):
+            found = _candidate(folder / name, table, user)
+            if found is not None:
+                return found
+    return None
+
+
+def _candidate(path: Path, table: str, user: Owner | None) -> ConfigFile | None:
+    """The config file at ``path``, ``None`` when there is none (see :func:`find_config_file`).
+
+    Raises:
+        ConfigError: as :func:`find_config_file`.
+    """
     try:
-        with path.open("rb") as handle:
-            data: dict[str, Any] = tomllib.load(handle)
-            return data
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+        link = path.lstat()
+        target = path.stat()
+    except OSError:
+        return None  # nothing there, a dangling link, or a link we may not follow
+    if not stat.S_ISREG(target.st_mode):
+        return None
+    # A symlink's own mode means nothing, but whoever owns it chose what it points at.
+    reason = (
+        distrust(uid=link.st_uid, gid=user.gid, mode=0, user=user)
+        if user is not None and stat.S_ISLNK(link.st_mode)
+        else None
+    )
+    try:
+        opened = read_regular(path, what="config file", max_bytes=MAX_CONFIG_BYTES)
+    except ConfigError:
+        # Judged on ownership first: a file we would not trust anyway is refused (or, for a
+        # pyproject.toml, passed over) for that, not for being unreadable.
+        reason = reason or (_distrust(target, user) if user is not None else None)
+        if reason is None:
+            raise
+        _not_trusted(path, table, None, reason)
+        return None
+    if reason is None and user is not None:
+        reason = _distrust(opened.status, user)  # what was read, not what was stat'ed before
+    if reason is not None:
+        _not_trusted(path, table, opened, reason)
+        return None
+    document = _parse_toml(opened)
+    if table and not _declares_safepip(document):
+        return None
+    return ConfigFile(path, table, document)
 
 
-def _file_values(path: Path, table: str) -> dict[str, Any]:
-    data = _read_toml(path)
+def _not_trusted(path: Path, table: str, opened: RegularFile | None, reason: str) -> None:
+    """Refuse a config file the user could not have written alone, unless it is a
+    ``pyproject.toml`` that is no safepip config file at all.
+
+    Raises:
+        ConfigError: a ``safepip.toml``, or a ``pyproject.toml`` declaring ``[tool.safepip]``.
+    """
     if table:
-        data = data.get("tool", {}).get("safepip", {})
+        # Everyone has a pyproject.toml: someone else's is a safepip config file only if it
+        # declares [tool.safepip] (then it is refused); otherwise it is none of our business.
+        try:
+            if opened is None or not _declares_safepip(_parse_toml(opened)):
+                return None
+        except ConfigError:
+            return None
+    hint = (
+        f"if the file is yours, `chmod go-w {path}`"
+        if "writable" in reason
+        else f"if the file is yours, `chown $(id -u) {path}`; if not, remove it"
+    )
+    raise ConfigError(
+        f"config file {path} {reason}: refusing to trust it",
+        hint=f"{hint}; or name a config file with --config FILE, or pass --no-config",
+    )
+
+
+def _distrust(status: os.stat_result, user: Owner) -> str | None:
+    return distrust(uid=status.st_uid, gid=status.st_gid, mode=status.st_mode, user=user)
+
+
+def _declares_safepip(document: Mapping[str, Any]) -> bool:
+    tool = document.get("tool")
+    return isinstance(tool, dict) and "safepip" in tool
+
+
+def _parse_toml(file: RegularFile) -> dict[str, Any]:
+    """The TOML document in ``file``.
+
+    Raises:
+        ConfigError: it is not UTF-8 or not valid TOML (nesting too deep or a number too long
+            for Python included).
+    """
+    try:
+        document: dict[str, Any] = tomllib.loads(file.data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file.path} is not UTF-8: {exc}") from exc
+    except (tomllib.TOMLDecodeError, ValueError, RecursionError) as exc:
+        raise ConfigError(f"{file.path} is not valid TOML: {exc}") from exc
+    return document
+
+
+def _file_values(found: ConfigFile) -> dict[str, Any]:
+    data: object = found.document
+    if found.table:
+        tool = found.document.get("tool", {})
+        data = tool.get("safepip", {}) if isinstance(tool, dict) else {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: [{table}] must be a table")
+        raise ConfigError(f"{found.path}: [{found.table}] must be a table")
     unknown = sorted(set(data) - set(_KEYS))
     if unknown:
         raise ConfigError(
-            f"{path}: unknown key(s) {', '.join(unknown)}",
+            f"{found.path}: unknown key(s) {', '.join(unknown)}",
             hint=f"known keys: {', '.join(_KEYS)}",
         )
     return dict(data)
@@ -184,6 +319,8 @@ def _as_int(key: str, value: object, where: str) -> int:
     lowest = 1 if key in ("threshold", "max-list-bytes", "max-validity-days") else 0
     if number < lowest:
         raise ConfigError(f"{where}: {key} must be at least {lowest}, not {number}")
+    if key == "max-validity-days" and number > MAX_VALIDITY_DAYS:
+        raise ConfigError(f"{where}: {key} must be at most {MAX_VALIDITY_DAYS}, not {number}")
     return number
 
 
@@ -249,6 +386,7 @@ def load(
     flags: Mapping[str, Any],
     config_file: Path | None = None,
     use_files: bool = True,
+    user: Owner | None = None,
 ) -> Config:
     """Build the run's Config: file < environment < flags.
 
@@ -257,20 +395,28 @@ def load(
     ``REQUESTS_CA_BUNDLE``, so scrubbing pip's environment never loses a CA bundle the user
     relies on.
 
+    ``config_file`` (``--config``) is used whoever owns it; a file found by the search must be
+    ``user``'s (default: this process's effective user) or root's and writable by no one else
+    (:func:`find_config_file`). Either is opened as a regular file only.
+
     Raises:
-        ConfigError: unreadable file, unknown key, malformed value, or a key ID as a pin.
+        ConfigError: unreadable, non-regular or untrusted file, unknown key, malformed value, or
+            a key ID as a pin.
     """
     merged: dict[str, Any] = {"base_dir": cwd}
     source = "defaults"
-    found = (config_file, "") if config_file is not None else None
-    if found is None and use_files:
-        found = find_config_file(cwd)
+    found: ConfigFile | None = None
+    if config_file is not None:
+        # Named by the user, so used whoever owns it; still opened as a regular file only.
+        path = (cwd / config_file).resolve()
+        opened = read_regular(path, what="config file", max_bytes=MAX_CONFIG_BYTES)
+        table = "tool.safepip" if path.name == "pyproject.toml" else ""
+        found = ConfigFile(path, table, _parse_toml(opened))
+    elif use_files:
+        found = find_config_file(cwd, user=user if user is not None else Owner.current())
     if found is not None:
-        path, table = found
-        if table == "" and path.name == "pyproject.toml":
-            table = "tool.safepip"
-        path = (cwd / path).resolve()
-        _apply(merged, _file_values(path, table), str(path), path.parent)
+        path = found.path.resolve()
+        _apply(merged, _file_values(found), str(path), path.parent)
         source = str(path)
     _apply(merged, _environment_values(environ), "environment", cwd)
     _apply(merged, flags, "command line", cwd)

@@ -43,6 +43,7 @@ from urllib.parse import SplitResult, urljoin, urlsplit
 
 from safepip import __version__
 from safepip.errors import FetchError
+from safepip.files import require_regular
 
 # http.client (with the ssl and email packages it imports) and urllib.request cost ~9 ms at
 # start-up that reading a local list (`safepip check` in a pre-commit hook) never needs: they
@@ -179,7 +180,8 @@ def fetch_bytes(
 
     At most ``max_bytes`` are accepted and the whole call takes at most ``timeout`` seconds.
     Raises :class:`FetchError` for a refused source, status other than 200, a refused redirect,
-    content encoding, size or deadline, and for any network, TLS or file error.
+    content encoding, size or deadline, and for any network, TLS or file error;
+    :class:`~safepip.errors.ConfigError` when ``cafile`` cannot be opened or is not a regular file.
     """
     with contextlib.closing(
         _chunks(source, base_dir=base_dir, max_bytes=max_bytes, timeout=timeout, cafile=cafile)
@@ -435,6 +437,9 @@ def _handshake(sock: ssl.SSLSocket, deadline: float) -> None:
 def _tls_context(cafile: str | None) -> ssl.SSLContext:
     import ssl  # noqa: PLC0415  (lazy: see the imports)
 
+    if cafile is not None:
+        # OpenSSL (and the pip we run) open the bundle by name, blocking: a FIFO would hang.
+        require_regular(Path(cafile), what="CA bundle (cert)")
     try:
         # Verification stays on (CERT_REQUIRED, check_hostname) and TLS 1.2 is the minimum.
         return ssl.create_default_context(cafile=cafile)

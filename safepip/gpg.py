@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from safepip.errors import ConfigError, GpgMissingError, PublishError, SignatureError
+from safepip.files import read_regular
 
 if TYPE_CHECKING:
     import gnupg
@@ -237,13 +238,7 @@ def _judge_one(group: list[list[str]], source: str) -> Signature:
 
 def _import_keys(gpg: gnupg.GPG, key_files: Sequence[Path]) -> None:
     for path in key_files:
-        try:
-            with path.open("rb") as handle:
-                data = handle.read(_MAX_KEY_FILE_BYTES + 1)
-        except OSError as exc:
-            raise ConfigError(f"cannot read key file {path}: {exc.strerror}") from exc
-        if len(data) > _MAX_KEY_FILE_BYTES:
-            raise ConfigError(f"key file {path} is larger than {_MAX_KEY_FILE_BYTES} bytes")
+        data = read_regular(path, what="key file", max_bytes=_MAX_KEY_FILE_BYTES).data
         result: Any = gpg.import_keys(data)
         if not result.fingerprints:
             raise ConfigError(f"key file {path} holds no OpenPGP public key")

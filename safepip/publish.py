@@ -27,7 +27,8 @@ from urllib.parse import quote
 from packaging.utils import canonicalize_name
 
 from safepip import gpg, hashlist
-from safepip.errors import ListFormatError, PublishError
+from safepip.config import MAX_VALIDITY_DAYS
+from safepip.errors import ListFormatError, PublishError, UsageError
 from safepip.policy import Rejection
 from safepip.wheel import WheelError, read_metadata
 
@@ -50,16 +51,21 @@ class Published:
 
 
 def parse_duration(text: str) -> timedelta:
-    """``30d`` or ``12h`` as a timedelta.
+    """``30d`` or ``12h`` as a timedelta, at most :data:`~safepip.config.MAX_VALIDITY_DAYS`.
 
     Raises:
-        PublishError: anything else.
+        UsageError: anything else, or a longer duration (a date that far away is no expiry,
+            and beyond year 9999 it cannot even be written).
     """
     match = _DURATION_RE.fullmatch(text.strip())
     if match is None:
-        raise PublishError(f"--expires {text!r}: expected a duration like 30d or 12h")
-    number = int(match[1])
-    return timedelta(days=number) if match[2] == "d" else timedelta(hours=number)
+        raise UsageError(f"{text!r} is not a duration like 30d or 12h")
+    # Compare digits before converting: int() refuses more than 4,300 of them.
+    number = int(match[1]) if len(match[1]) <= len(str(MAX_VALIDITY_DAYS * 24)) else None
+    days = None if number is None else number if match[2] == "d" else number / 24
+    if days is None or days > MAX_VALIDITY_DAYS:
+        raise UsageError(f"{text!r} is longer than {MAX_VALIDITY_DAYS} days")
+    return timedelta(days=days)
 
 
 def collect(wheel_dir: Path) -> dict[str, tuple[str, str | None]]:

@@ -39,8 +39,11 @@ from typing import Final, Literal
 from packaging.utils import canonicalize_name
 
 from safepip.errors import ConfigError
+from safepip.files import read_regular
 
 __all__ = ["NameVerdict", "TyposquatIndex"]
+
+_MAX_NAMES_FILE_BYTES: Final = 64 * 1024 * 1024  # all of PyPI's ~600,000 names take ~10 MiB
 
 # Rank limits (exclusive, 0-based) per family. A resemblance only counts when the imitated name
 # is at least this popular. Tuned on tests/data/typosquat-incidents.tsv (recall) and on real
@@ -187,16 +190,18 @@ class TyposquatIndex:
     def from_file(cls, path: Path) -> TyposquatIndex:
         """An index of the names in ``path``: one a line, most popular first, ``#`` comments.
 
-        Raises :class:`ConfigError` naming ``path`` when it cannot be read, is not UTF-8, holds
-        something that is not a project name, or holds no name at all.
+        Raises :class:`ConfigError` naming ``path`` when it cannot be read, is not a regular file
+        (a FIFO would block), is larger than 64 MiB, is not UTF-8, holds something that is not a
+        project name, or holds no name at all.
         """
+        what = "popular-names file"
+        data = read_regular(path, what=what, max_bytes=_MAX_NAMES_FILE_BYTES).data
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
             raise ConfigError(
-                f"popular-names file {path}: cannot read it: {reason}",
-                hint="set `popular-names` to a readable file, one project name a line",
+                f"{what} {path}: cannot read it: {exc}",
+                hint="set `popular-names` to a UTF-8 file, one project name a line",
             ) from exc
         return cls(_parse_names(text, str(path)))
 

@@ -1,10 +1,16 @@
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from safepip import __version__
+from safepip._cli import main
 from tests.keys import Keyring
 from tests.site import Site
 
@@ -66,3 +72,136 @@ def test_check_of_a_local_list_imports_only_what_it_needs(tmp_path: Path, keyrin
     assert out.stdout.splitlines() == ["ok: 2 requirement(s) in 1 file(s) vetted", "0 []"], (
         out.stdout + out.stderr
     )
+
+
+def safepip(*argv: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> Any:
+    return subprocess.run(
+        [sys.executable, "-m", "safepip", *argv],
+        capture_output=True, text=True, check=False, cwd=cwd, env=env, timeout=60,
+    )  # fmt: skip
+
+
+def test_config_planted_in_a_shared_parent_is_refused(tmp_path: Path) -> None:
+    """Review finding (config discovery): a file another user can write in a parent such as
+    /tmp must not set the policy of the runs below it."""
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o1777)
+    planted = shared / "safepip.toml"
+    planted.write_text('typosquat = "off"\n')
+    planted.chmod(0o666)
+    if os.geteuid() == 0:
+        os.chown(planted, 65534, 65534)
+    project = shared / "project"
+    project.mkdir()
+    out = safepip("names", "reqeusts", cwd=project)
+    assert out.returncode == 2, out.stderr
+    first, hint = out.stderr.splitlines()[:2]
+    assert first.startswith(f"error: config file {planted} ") and "refusing to trust it" in first
+    assert hint.startswith("hint: ") and "--no-config" in hint
+    assert out.stdout == ""
+    # The way out the hint gives: the typosquat check is on again.
+    out = safepip("names", "reqeusts", "--no-config", cwd=project)
+    assert out.returncode == 1
+    assert "reqeusts: typosquat of requests" in out.stdout
+
+
+@pytest.mark.timeout(20)  # a regression blocks in open(): fail, do not hang
+def test_popular_names_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "names.fifo"
+    os.mkfifo(fifo)
+    env = {**os.environ, "SAFEPIP_POPULAR_NAMES": str(fifo)}
+    out = safepip("names", "reqeusts", "--no-config", env=env)  # timeout=60 fails a hang
+    assert out.returncode == 2
+    assert out.stderr.splitlines()[0] == f"error: popular-names file {fifo}: not a regular file"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("seconds", ["inf", "1e300", "nan", "-1", "0", "604801", "soon"])
+def test_timeout_out_of_range_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], seconds: str
+) -> None:
+    """`--timeout inf` or `1e300` overflowed the download clock deep in a run (exit 101)."""
+    code, out, err = run(capsys, "install", "--no-config", "--timeout", seconds, "x==1")
+    assert code == 2
+    first, hint = err.splitlines()
+    assert first.startswith(f"error: argument --timeout: '{seconds}'")
+    assert hint.startswith("hint: ")
+    assert out == ""
+
+
+def test_timeout_within_range_is_accepted(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "install", "--no-config", "--timeout", "604800", "x==1")
+    assert (code, err.splitlines()[0]) == (2, "error: no list configured")
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ("folder", "{out} is a folder: name the file to write"),
+        ("missing/lock.txt", "{out}: the folder {parent} does not exist"),
+    ],
+)
+def test_lock_output_that_cannot_be_written_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], output: str, message: str
+) -> None:
+    """`lock -o DIR` and `lock -o missing/x.txt` failed after all the work (exit 101)."""
+    (tmp_path / "folder").mkdir()
+    out_path = tmp_path / output
+    code, out, err = run(capsys, "lock", "--no-config", "x", "-o", str(out_path))
+    assert code == 2
+    expected = message.format(out=out_path, parent=out_path.parent)
+    assert err.splitlines()[0] == f"error: argument -o/--output: {expected}"
+    assert out == ""
+    assert not (tmp_path / "missing").exists()
+    assert list((tmp_path / "folder").iterdir()) == []
+
+
+def test_publish_out_that_is_a_file_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "wheels").mkdir()
+    target = tmp_path / "out.txt"
+    target.write_text("mine\n")
+    code, _, err = run(capsys, "publish", str(tmp_path / "wheels"), "--out", str(target),
+                       "--key", "0" * 40, "--no-config")  # fmt: skip
+    assert code == 2
+    assert err.splitlines()[0] == f"error: argument --out: {target} is not a folder"
+    assert target.read_text() == "mine\n"
+
+
+UNKNOWN = "unrecognized arguments: --no-such-flag"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--format", "json", "install", "--no-such-flag"], UNKNOWN),
+        (["install", "--no-such-flag", "--format=json"], UNKNOWN),
+        (["lock", "--form", "json", "idna"], "the following arguments are required: -o/--output"),
+        (["--format", "json", "names"], "the following arguments are required: NAME"),
+        (["--format", "json"], "no command given"),
+    ],
+)
+def test_json_run_that_fails_on_usage_prints_a_json_error(argv: list[str], message: str) -> None:
+    """Usage errors happen before argparse knows --format: the document must still come."""
+    out = safepip(*argv)
+    assert out.returncode == 2
+    document = json.loads(out.stdout)
+    assert document["version"] == 1
+    assert document["exit_code"] == 2
+    assert document["error"]["message"] == message
+    assert document["error"]["kind"] == "UsageError"
+    assert document["error"]["hint"].startswith("see `safepip")
+    assert f"error: {message}" in out.stderr
+
+
+def test_text_run_that_fails_on_usage_prints_nothing_on_stdout() -> None:
+    for argv in (["install", "--no-such-flag"], ["--format", "json", "--format", "text", "names"]):
+        out = safepip(*argv)
+        assert (out.returncode, out.stdout) == (2, "")
+        assert "error: " in out.stderr

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from safepip import __version__
-from safepip.errors import FetchError
+from safepip.errors import ConfigError, FetchError
 from safepip.fetch import download, fetch_bytes, is_allowed_source, join_url
 from tests.server import LoopbackServer
 
@@ -590,6 +590,27 @@ def test_https_hang_during_handshake_hits_deadline(tls_files: dict[str, Path]) -
 
 
 def test_unreadable_cafile_refused(tls_server: LoopbackServer, tmp_path: Path) -> None:
-    missing = tmp_path / "no-such-ca.pem"
-    message = fails(tls_server.url_for("list.txt"), cafile=str(missing))
-    assert str(missing) in message
+    missing = str(tmp_path / "no-such-ca.pem")
+    with pytest.raises(ConfigError, match="cannot read it") as info:
+        fetch_bytes(
+            tls_server.url_for("list.txt"), max_bytes=CAP, timeout=DEADLINE, cafile=str(missing)
+        )
+    assert missing in str(info.value)
+    assert info.value.exit_code == 2
+    assert tls_server.requests == []
+
+
+@pytest.mark.timeout(20)  # a regression blocks in open(): fail, do not hang
+def test_fifo_cafile_refused_without_blocking(tls_server: LoopbackServer, tmp_path: Path) -> None:
+    """A FIFO as the CA bundle: OpenSSL would block opening it; refused at once (exit 2)."""
+    fifo = str(tmp_path / "ca.fifo")
+    os.mkfifo(fifo)
+    start = time.monotonic()
+    with pytest.raises(ConfigError, match="not a regular file") as info:
+        fetch_bytes(
+            tls_server.url_for("list.txt"), max_bytes=CAP, timeout=DEADLINE, cafile=str(fifo)
+        )
+    assert time.monotonic() - start < MARGIN
+    assert fifo in str(info.value)
+    assert info.value.exit_code == 2
+    assert tls_server.requests == []

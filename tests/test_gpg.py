@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import os
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -191,6 +193,20 @@ def test_missing_gpg_is_a_clear_error(keyring: Keyring) -> None:
     signature = keyring.detach_sign(DATA, fpr(keyring, "alice"))
     with pytest.raises(GpgMissingError, match="no-such-gpg"):
         gpg.verify(DATA, signature, key_files=[], trusted=[], threshold=1, gpg_binary="no-such-gpg")
+
+
+@pytest.mark.timeout(20)  # a regression blocks in open(): fail, do not hang
+def test_key_file_fifo_is_refused_without_blocking(keyring: Keyring, tmp_path: Path) -> None:
+    """A FIFO named as a key file (a config file can name one) must not hang the run."""
+    fifo = tmp_path / "key.fifo"
+    os.mkfifo(fifo)
+    signature = keyring.detach_sign(DATA, fpr(keyring, "alice"))
+    start = time.monotonic()
+    with pytest.raises(ConfigError, match="not a regular file") as info:
+        gpg.verify(DATA, signature, key_files=[fifo], trusted=[fpr(keyring, "alice")], threshold=1)
+    assert time.monotonic() - start < 10
+    assert f"key file {fifo}" in str(info.value)
+    assert info.value.exit_code == 2
 
 
 def test_verify_leaves_no_temporary_home(keyring: Keyring) -> None:

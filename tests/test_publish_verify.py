@@ -313,6 +313,40 @@ def test_publish_refuses_expiry_beyond_maximum(
     assert "max-validity-days" in err
 
 
+@pytest.mark.parametrize(
+    ("expires", "message"),
+    [
+        ("1000000000d", "'1000000000d' is longer than 36500 days"),  # was an OverflowError
+        ("876001h", "'876001h' is longer than 36500 days"),
+        ("9" * 5000 + "d", "is longer than 36500 days"),  # more digits than int() takes
+        ("30x", "'30x' is not a duration like 30d or 12h"),
+    ],
+)
+def test_publish_refuses_an_impossible_expiry_as_usage(
+    site: Site, capsys: pytest.CaptureFixture[str], expires: str, message: str
+) -> None:
+    code, out, err = publish(site, capsys, "--expires", expires)
+    assert code == 2
+    assert err.splitlines()[0].startswith("error: argument --expires: '")
+    assert message in err.splitlines()[0]
+    assert err.splitlines()[1].startswith("hint: ")
+    assert out == ""
+    assert not site.out.exists()
+
+
+def test_verify_refuses_an_impossible_max_validity_days(
+    site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "huge.toml"
+    config.write_text("max-validity-days = 1000000000\n")  # was an OverflowError in verify
+    code, _, err = run(capsys, "verify", "--config", str(config), "--list", str(site.list_path))
+    assert code == 2
+    assert err.splitlines()[0] == (
+        f"error: {config}: max-validity-days must be at most 36500, not 1000000000"
+    )
+    assert state_files(tmp_path) == {}
+
+
 def test_index_escapes_names() -> None:
     from safepip.publish import render_index
 

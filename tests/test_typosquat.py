@@ -14,7 +14,9 @@ Run with ``-s`` to see recall per family and the false positives.
 
 from __future__ import annotations
 
+import os
 import random
+import time
 from collections import Counter
 from dataclasses import FrozenInstanceError
 from importlib import resources
@@ -219,6 +221,19 @@ def test_from_file(tmp_path: Path) -> None:
     assert len(index) == 2
     assert index.check("python-dateutil").verdict == "ok"
     assert index.check("reqeusts").similar_to == "requests"
+
+
+@pytest.mark.timeout(20)  # a regression blocks in open(): fail, do not hang
+def test_from_file_refuses_a_fifo_without_blocking(tmp_path: Path) -> None:
+    """`popular-names` naming a FIFO (planted, or a typo) must not hang `safepip names`."""
+    fifo = tmp_path / "names.fifo"
+    os.mkfifo(fifo)
+    start = time.monotonic()
+    with pytest.raises(ConfigError, match="not a regular file") as info:
+        TyposquatIndex.from_file(fifo)
+    assert time.monotonic() - start < 10
+    assert str(fifo) in str(info.value)
+    assert info.value.exit_code == 2
 
 
 @pytest.mark.parametrize(
