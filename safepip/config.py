@@ -28,7 +28,13 @@ TyposquatMode = Literal["block", "warn", "off"]
 
 DEFAULT_MAX_LIST_BYTES: Final = 8 * 1024 * 1024
 _LIST_KEYS: Final = ("trusted-keys", "key-files", "allow-names")
-_INT_KEYS: Final = ("threshold", "min-serial", "max-list-bytes", "max-validity-days")
+_INT_KEYS: Final = (
+    "threshold",
+    "min-serial",
+    "max-list-bytes",
+    "max-validity-days",
+    "warn-expiry-days",
+)
 _PATH_KEYS: Final = ("cert", "popular-names")
 _KEYS: Final = (
     "list",
@@ -45,6 +51,7 @@ _KEYS: Final = (
     "max-validity-days",
     "cert",
     "popular-names",
+    "warn-expiry-days",
 )
 
 
@@ -66,6 +73,7 @@ class Config:
     max_validity_days: int = 365
     cert: str | None = None
     popular_names: Path | None = None
+    warn_expiry_days: int = 7
     base_dir: Path = field(default_factory=Path.cwd)
     source: str = "defaults"
 
