@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -146,7 +146,8 @@ def _fetch_pair(cfg: Config) -> tuple[bytes, bytes]:
 
 def expiry_warning(expires: datetime | None, *, now: datetime, warn_days: int, name: str) -> str:
     """A warning when the list expires within ``warn_days`` days of ``now``, else ``""`` (pure)."""
-    if expires is None or warn_days <= 0 or expires - now >= timedelta(days=warn_days):
+    # Seconds, not timedelta(days=…): a huge warn-expiry-days must not overflow.
+    if expires is None or warn_days <= 0 or (expires - now).total_seconds() >= warn_days * 86400:
         return ""
     left = expires - now
     return (
@@ -168,7 +169,7 @@ def judge_remaining(trusted: TrustedList, *, now: datetime, min_days: float) -> 
             f"{trusted.url} has no expiry, so --min-remaining {min_days:g} cannot be met",
             hint="publish a format 1 list (with `# expires:`)",
         )
-    if expires - now < timedelta(days=min_days):
+    if (expires - now).total_seconds() < min_days * 86400:
         left = (expires - now).total_seconds() / 86400
         raise FreshnessError(
             f"{trusted.url} expires in {left:.1f} day(s), on {expires:%Y-%m-%d %H:%M}Z: "

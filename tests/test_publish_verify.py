@@ -536,3 +536,13 @@ def test_verify_min_remaining_for_monitoring(
     code, _, err = verify(site, capsys, "--min-remaining", "-1")
     assert code == 2
     assert "--min-remaining" in err
+
+
+def test_a_huge_warn_expiry_days_warns_without_an_internal_error(
+    site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert publish(site, capsys)[0] == 0
+    config = site.write_config(tmp_path / "client", str(site.list_path), warn_expiry_days=10**12)
+    code, _, err = run(capsys, "verify", "--config", str(config))
+    assert code == 0, err
+    assert "expires in" in err

@@ -744,7 +744,7 @@ _CHILD_SCRIPT = textwrap.dedent(
     from pathlib import Path
     from safepip.state import TrustState
     from safepip.errors import FreshnessError
-    directory, url, fpr, serial, go = sys.argv[1:]
+    directory, url, mode, serial, go = sys.argv[1:]
     # Slow every fsync down so that, without the lock, reads and writes of the
     # processes would interleave and a lower serial could be written last.
     real_fsync = os.fsync
@@ -755,20 +755,28 @@ _CHILD_SCRIPT = textwrap.dedent(
     while not os.path.exists(go):
         time.sleep(0.001)
     sha = hashlib.sha256(f"list body {serial}".encode()).hexdigest()
+    ts = TrustState(Path(directory))
     try:
-        TrustState(Path(directory)).accept(url, int(serial), sha, min_serial=0)
+        if mode == "run":  # what a safepip run does: judge read-only, work, then commit
+            ts.check(url, int(serial), sha, min_serial=0)
+            time.sleep(0.01)
+            stored = ts.accept(url, int(serial), sha, min_serial=0, keep_newer=True)
+        else:
+            stored = ts.accept(url, int(serial), sha, min_serial=0)
     except FreshnessError:
         print("refused")
     else:
-        print("accepted")
+        print("accepted" if stored else "kept newer")
     """
 )
 
 
-def run_concurrently(directory: Path, serials: list[int], go: Path) -> dict[int, str]:
+def run_concurrently(
+    directory: Path, serials: list[int], go: Path, mode: str = "accept"
+) -> dict[int, str]:
     procs = {
         serial: subprocess.Popen(
-            [sys.executable, "-c", _CHILD_SCRIPT, str(directory), URL, FPR_A, str(serial), str(go)],
+            [sys.executable, "-c", _CHILD_SCRIPT, str(directory), URL, mode, str(serial), str(go)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -805,3 +813,16 @@ def test_concurrent_lower_serials_are_all_refused(tmp_path: Path) -> None:
     results = run_concurrently(ts.directory, list(range(40, 50)), tmp_path / "go")
     assert set(results.values()) == {"refused"}
     assert snapshot(ts.directory) == before
+
+
+def test_concurrent_runs_that_judge_then_commit_never_lower_the_stored_serial(
+    tmp_path: Path,
+) -> None:
+    ts = TrustState(tmp_path / "safepip")
+    ts.accept(URL, 10, digest(10), min_serial=0)
+    serials = list(range(5, 21))
+    results = run_concurrently(ts.directory, serials, tmp_path / "go", mode="run")
+    assert set(results.values()) <= {"accepted", "refused", "kept newer"}
+    assert all(results[s] == "refused" for s in serials if s < 10)
+    assert results[max(serials)] == "accepted"
+    assert ts.read(URL) == Accepted(max(serials), digest(max(serials)))
