@@ -155,9 +155,14 @@ def _state(environ: dict[str, str]) -> Any:
 
 
 def _cache(environ: dict[str, str]) -> Any:
+    """The cache of verified lists, or ``None`` without a place for it (it is only a copy)."""
+    from safepip.errors import FetchError  # noqa: PLC0415
     from safepip.listcache import ListCache, default_cache_dir  # noqa: PLC0415
 
-    return ListCache(default_cache_dir(environ))
+    try:
+        return ListCache(default_cache_dir(environ))
+    except FetchError:
+        return None
 
 
 def _announce(trusted: Any, out: Output) -> None:

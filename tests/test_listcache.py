@@ -190,3 +190,22 @@ def test_an_unsafe_cache_is_refused(tmp_path: Path) -> None:
     target.rename(cache.path("https://example.org/y"))
     with pytest.raises(FetchError, match="another list than its name says"):
         cache.load("https://example.org/y", max_bytes=100)
+
+
+def test_a_cache_that_cannot_be_written_costs_only_a_warning(
+    site: Site,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    publish(site, capsys)
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_bytes(b"")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    with LoopbackServer(site.out) as server:
+        flags = ["--list", server.url + "sha256sums.txt", *site.pins()]
+        code, out, err = run(capsys, "check", *flags, str(lock_file(site, tmp_path)))
+    assert code == 0, err
+    assert "ok: 1 requirement(s)" in out
+    assert "warning: cannot keep a copy of the list for offline use" in err
+    assert (tmp_path / "state").exists()  # the serial was recorded all the same
