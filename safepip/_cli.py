@@ -159,7 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     names = commands.add_parser("names", parents=[common], help="typosquat verdict for names")
     names.add_argument("names", nargs="+", metavar="NAME", help="names, or - to read stdin")
 
-    commands.add_parser("verify", parents=[common], help="fetch and verify the list")
+    verify = commands.add_parser("verify", parents=[common], help="fetch and verify the list")
+    verify.add_argument(
+        "--min-remaining",
+        type=float,
+        metavar="DAYS",
+        help="exit 3 when the list expires sooner than this (for monitoring)",
+    )
 
     publish = commands.add_parser(
         "publish", parents=[common], help="hash wheels, write and sign the list and index"
@@ -197,6 +203,31 @@ def _state(environ: dict[str, str]) -> Any:
     return TrustState(default_state_dir(environ))
 
 
+def _cache(environ: dict[str, str]) -> Any:
+    """The cache of verified lists, or ``None`` without a place for it (it is only a copy)."""
+    from safepip.errors import FetchError  # noqa: PLC0415
+    from safepip.listcache import ListCache, default_cache_dir  # noqa: PLC0415
+
+    try:
+        return ListCache(default_cache_dir(environ))
+    except FetchError:
+        return None
+
+
+def _announce(trusted: Any, out: Output) -> None:
+    """The list's warnings, and (with -v) the signatures that were ignored and why."""
+    for warning in trusted.warnings:
+        out.warn(warning)
+    for ignored in trusted.verification.ignored:
+        out.debug(f"ignored a signature by {ignored.key}: {ignored.reason}")
+
+
+def _commit(trusted: Any, out: Output) -> None:
+    """The command succeeded: record the list's serial (and cache it). A refusal never gets here."""
+    for warning in trusted.commit():
+        out.warn(warning)
+
+
 def _list_json(trusted: Any) -> dict[str, Any]:
     header = trusted.hashlist.header
     return {
@@ -211,13 +242,20 @@ def _list_json(trusted: Any) -> dict[str, Any]:
 def _verify(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     from safepip import vet  # noqa: PLC0415
 
+    if args.min_remaining is not None and not 0 <= args.min_remaining < 1e6:
+        raise UsageError(f"--min-remaining {args.min_remaining:g}: give a number of days")
     now = datetime.now(tz=timezone.utc)
-    trusted = vet.load_trusted_list(cfg, now=now, state=_state(dict(os.environ)), log=out.debug)
-    for warning in trusted.warnings:
-        out.warn(warning)
+    environ = dict(os.environ)
+    trusted = vet.load_trusted_list(
+        cfg, now=now, state=_state(environ), log=out.debug, cache=_cache(environ)
+    )
+    _announce(trusted, out)
+    if args.min_remaining is not None:
+        vet.judge_remaining(trusted, now=now, min_days=args.min_remaining)
     parsed = trusted.hashlist
     header = parsed.header
     wheels = len(parsed.wheels())
+    _commit(trusted, out)  # recorded before the verdict is shown: one verdict, one document
     out.result(
         "\n".join(
             [
@@ -364,14 +402,20 @@ def _requirements(args: argparse.Namespace) -> Any:
     )
 
 
-def _trusted(cfg: Config, out: Output) -> Any:
+def _trusted(cfg: Config, out: Output, *, fallback: bool = False) -> Any:
+    """The verified list; ``fallback``: from the cache when its server cannot be reached."""
     from safepip import vet  # noqa: PLC0415
 
+    environ = dict(os.environ)
     trusted = vet.load_trusted_list(
-        cfg, now=datetime.now(tz=timezone.utc), state=_state(dict(os.environ)), log=out.debug
+        cfg,
+        now=datetime.now(tz=timezone.utc),
+        state=_state(environ),
+        log=out.debug,
+        cache=_cache(environ),
+        fallback=fallback,
     )
-    for warning in trusted.warnings:
-        out.warn(warning)
+    _announce(trusted, out)
     out.info(f"list: {trusted.describe()}")
     return trusted
 
@@ -501,6 +545,7 @@ def _install(args: argparse.Namespace, cfg: Config, out: Output) -> int:
         if rejections:
             return _refuse(out, trusted, rejections, artifacts)
         if args.dry_run:
+            _commit(trusted, out)
             for a in artifacts:
                 out.result(f"would install {a.name} {a.version} ({a.filename})")
             out.emit_json(_vet_document(trusted, artifacts, [], 0))
@@ -530,6 +575,7 @@ def _install(args: argparse.Namespace, cfg: Config, out: Output) -> int:
         out.debug(f"byte-compiled {compiled.compiled} of {compiled.sources} .py file(s)")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    _commit(trusted, out)
     out.result(
         f"installed {len(artifacts)} vetted package(s): "
         + ", ".join(f"{a.name}=={a.version}" for a in artifacts)
@@ -544,7 +590,7 @@ def _check(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     if not args.files:
         raise UsageError("no requirements file given", hint="safepip check requirements.txt")
     parsed = requirements.parse_files(args.files)
-    trusted = _trusted(cfg, out)
+    trusted = _trusted(cfg, out, fallback=True)
     rejections = list(parsed.rejections)
     typos, warnings = vet.judge_names(
         [(line.name, line.location) for line in parsed.lines], cfg, trusted.hashlist
@@ -560,6 +606,7 @@ def _check(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     rejections.sort(key=lambda r: _location_key(r.location))
     if rejections:
         return _refuse(out, trusted, rejections)
+    _commit(trusted, out)
     out.result(f"ok: {len(parsed.lines)} requirement(s) in {len(args.files)} file(s) vetted")
     out.emit_json(_vet_document(trusted, [], [], 0))
     return 0
@@ -621,6 +668,7 @@ def _lock(args: argparse.Namespace, cfg: Config, out: Output) -> int:
         args.output.write_text("\n".join(lines) + "\n", encoding="utf-8")
     except OSError as exc:  # checked when parsed, but permissions or a full disk remain
         raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
+    _commit(trusted, out)
     out.result(f"wrote {args.output}: {len(artifacts)} pinned and hashed requirement(s)")
     out.emit_json(_vet_document(trusted, artifacts, [], 0))
     return 0

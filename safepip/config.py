@@ -36,7 +36,13 @@ MAX_CONFIG_BYTES: Final = 1024 * 1024  # a pyproject.toml is a few KiB; more is 
 #: worth the name already, and dates much further away overflow ``datetime``.
 MAX_VALIDITY_DAYS: Final = 36_500
 _LIST_KEYS: Final = ("trusted-keys", "key-files", "allow-names")
-_INT_KEYS: Final = ("threshold", "min-serial", "max-list-bytes", "max-validity-days")
+_INT_KEYS: Final = (
+    "threshold",
+    "min-serial",
+    "max-list-bytes",
+    "max-validity-days",
+    "warn-expiry-days",
+)
 _PATH_KEYS: Final = ("cert", "popular-names")
 _KEYS: Final = (
     "list",
@@ -53,6 +59,7 @@ _KEYS: Final = (
     "max-validity-days",
     "cert",
     "popular-names",
+    "warn-expiry-days",
 )
 
 
@@ -74,6 +81,7 @@ class Config:
     max_validity_days: int = 365
     cert: str | None = None
     popular_names: Path | None = None
+    warn_expiry_days: int = 7
     base_dir: Path = field(default_factory=Path.cwd)
     source: str = "defaults"
 

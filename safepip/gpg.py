@@ -6,6 +6,19 @@ user's keyring, ``GNUPGHOME`` and ``gpg.conf`` never count.
 
 Every signature is judged on its own from gpg's machine-readable status lines, never from
 python-gnupg's summary ``valid`` flag, which reflects only the last signature gpg reported.
+
+Key rotation (DESIGN.md §2): a signature by a key that is not pinned (absent from the key files,
+or present but not pinned) is *ignored*, as TUF and apt ignore unknown keys, so that a publisher
+can co-sign with a new key while clients move their pins; :attr:`Verification.ignored` says which
+and why. A signature by a pinned key that is not good (bad, expired, by an expired or revoked key,
+weak digest, text mode, or unverifiable because the key files lack that key), a signature that
+does not match the list whoever made it (``BADSIG``: the bytes were changed after signing), or
+fewer than ``threshold`` good pinned signatures refuses the list. A list signed only by unpinned
+keys therefore still fails (THREATS.md A): it has no good pinned signature.
+
+Cost is bounded: identical signature blocks are judged once, more distinct blocks than
+:func:`max_signature_blocks` are refused before gpg runs, and all of a list's verifications share
+one deadline (:data:`VERIFY_DEADLINE`), after which gpg is killed and the list refused.
 """
 
 from __future__ import annotations
@@ -15,6 +28,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,6 +58,10 @@ _BAD_STATUS: Final = {
     "ERRSIG": "a signature cannot be checked (unknown key or unsupported algorithm)",
 }
 _MAX_KEY_FILE_BYTES: Final = 1024 * 1024
+#: Seconds that all the gpg verifications of one list may take together (each takes ~10 ms).
+VERIFY_DEADLINE: Final = 30.0
+#: gpg's ERRSIG return code for "no public key": a signer absent from the key files.
+_NO_PUBKEY_RC: Final = "9"
 
 
 @dataclass(frozen=True)
@@ -57,14 +75,30 @@ class Signature:
 
 
 @dataclass(frozen=True)
+class Ignored:
+    """A signature that did not count: its key (primary fingerprint, or key ID) and why."""
+
+    key: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Verification:
     """The outcome of a successful verification.
 
-    ``signers`` are the distinct pinned primary fingerprints that signed, sorted.
+    ``signers`` are the distinct pinned primary fingerprints that signed, sorted;
+    ``signatures`` the good pinned signatures; ``ignored`` the signatures by keys not pinned.
     """
 
     signers: tuple[str, ...]
     signatures: tuple[Signature, ...]
+    ignored: tuple[Ignored, ...] = ()
+
+
+def max_signature_blocks(threshold: int, pins: int) -> int:
+    """How many distinct signature blocks one list may carry: enough for every pinned key, the
+    keys being rotated in, and a margin; few enough that judging them all stays quick."""
+    return 2 * max(threshold, pins) + 8
 
 
 def normalise_fingerprint(text: str) -> str:
@@ -170,14 +204,20 @@ def split_armor(signature: bytes, *, source: str) -> list[bytes]:
     return [bytes(block) + b"\n" for block in blocks]
 
 
-def parse_status(status: str, *, source: str) -> list[Signature]:
+def parse_status(
+    status: str, *, source: str, pinned: frozenset[str] | None = None
+) -> list[Signature | Ignored]:
     """Judge each signature reported in gpg ``--status-fd`` output (pure).
 
+    ``pinned`` are the pinned primary fingerprints (``None``: every key counts as pinned). Returns
+    one :class:`Signature` per good pinned signature and one :class:`Ignored` per signature by a key
+    that is not pinned.
+
     Raises:
-        SignatureError: no signature, any signature not good, a weak digest, a text-mode
-            signature, or signed data inside the signature (an attached message).
+        SignatureError: no signature, a signature that does not match the data, any signature by a
+            pinned key that is not good, weak or text-mode, or signed data inside the signature
+            (an attached message).
     """
-    signatures: list[Signature] = []
     current: list[list[str]] | None = None
     groups: list[list[list[str]]] = []
     for raw in status.splitlines():
@@ -197,29 +237,68 @@ def parse_status(status: str, *, source: str) -> list[Signature]:
             current.append(words)
     if not groups:
         raise SignatureError(f"{source} holds no signature gpg could read")
-    for group in groups:
-        signatures.append(_judge_one(group, source))
-    return signatures
+    return [_judge_one(group, source, pinned) for group in groups]
 
 
-def _judge_one(group: list[list[str]], source: str) -> Signature:
+def _is_pinned(key: str | None, pinned: frozenset[str] | None) -> bool:
+    """Whether ``key`` (a fingerprint or a 16-hex key ID) may be a pinned key; unknown: yes."""
+    if pinned is None or key is None:
+        return True  # fail closed: what cannot be attributed is judged as pinned
+    key = key.upper()
+    return any(fpr == key or (fpr.endswith(key) and len(key) >= 16) for fpr in pinned)
+
+
+def _judge_errsig(
+    keywords: dict[str, list[str]], source: str, pinned: frozenset[str] | None
+) -> Ignored:
+    """A signature gpg could not check: ignored when its key is simply unknown and not pinned.
+
+    Raises:
+        SignatureError: it was made by a pinned key (missing from the key files), or gpg could not
+            check it for another reason (an unsupported algorithm, say).
+    """
+    err = keywords["ERRSIG"]
+    # ERRSIG <keyid> <pkalgo> <hashalgo> <class> <time> <rc> [<issuer fingerprint>]
+    issuer = err[6] if len(err) >= 7 and len(err[6]) == 40 else (err[0] if err else None)
+    missing = len(err) >= 6 and err[5] == _NO_PUBKEY_RC and "NO_PUBKEY" in keywords
+    if missing and not _is_pinned(issuer, pinned):
+        return Ignored(issuer or "?", "its key is not in the key files and not pinned")
+    if missing:
+        raise SignatureError(
+            f"{source}: {_BAD_STATUS['ERRSIG']}: pinned key {issuer} is not in the key files",
+            hint="add the pinned key's public key file to key-files",
+        )
+    raise SignatureError(f"{source}: {_BAD_STATUS['ERRSIG']} (key {issuer or '?'})")
+
+
+def _judge_one(
+    group: list[list[str]], source: str, pinned: frozenset[str] | None
+) -> Signature | Ignored:
     keywords = {words[0]: words[1:] for words in group}
+    valid = keywords.get("VALIDSIG", [])
+    considered = keywords.get("KEY_CONSIDERED", [])
+    # The primary key of the signer: from VALIDSIG when gpg could check the signature, else
+    # from KEY_CONSIDERED (gpg names the primary key it looked at).
+    primary = valid[9] if len(valid) >= 10 else (considered[0] if considered else None)
+    if "BADSIG" in keywords:
+        # Whoever made it, the list is not what was signed: a change after signing.
+        key = keywords["BADSIG"][0] if keywords["BADSIG"] else "?"
+        raise SignatureError(f"{source}: {_BAD_STATUS['BADSIG']} (key {key})")
+    if "ERRSIG" in keywords:
+        return _judge_errsig(keywords, source, pinned)
     for keyword, reason in _BAD_STATUS.items():
         if keyword in keywords:
             key = keywords[keyword][0] if keywords[keyword] else "?"
+            if not _is_pinned(primary, pinned):
+                return Ignored(primary or key, f"not pinned ({reason})")
             raise SignatureError(f"{source}: {reason} (key {key})")
     if "GOODSIG" not in keywords or "VALIDSIG" not in keywords:
         raise SignatureError(f"{source}: a signature was not reported good by gpg")
-    valid = keywords["VALIDSIG"]
     if len(valid) < 10:
         raise SignatureError(f"{source}: gpg reported a malformed VALIDSIG line")
-    fingerprint, timestamp, digest_id, sig_class, primary = (
-        valid[0],
-        valid[2],
-        valid[7],
-        valid[8],
-        valid[9],
-    )
+    fingerprint, timestamp, digest_id, sig_class = valid[0], valid[2], valid[7], valid[8]
+    if not _is_pinned(primary, pinned):
+        return Ignored(valid[9], "not pinned")
     if digest_id in _WEAK_DIGESTS:
         raise SignatureError(
             f"{source}: signature by {primary} uses the weak digest {_WEAK_DIGESTS[digest_id]}",
@@ -233,7 +312,7 @@ def _judge_one(group: list[list[str]], source: str) -> Signature:
             hint="the publisher must sign with `gpg --armor --detach-sign` (no --textmode)",
         )
     created = datetime.fromtimestamp(int(timestamp), tz=timezone.utc)
-    return Signature(fingerprint, primary, created, _STRONG_DIGESTS[digest_id])
+    return Signature(fingerprint, valid[9], created, _STRONG_DIGESTS[digest_id])
 
 
 def _import_keys(gpg: gnupg.GPG, key_files: Sequence[Path]) -> None:
@@ -254,40 +333,95 @@ def verify(
     source: str = "the signature",
     gpg_binary: str = "gpg",
     log: Callable[[str], None] | None = None,
+    deadline: float = VERIFY_DEADLINE,
 ) -> Verification:
     """Verify ``signature`` (one or more detached signatures) over the exact bytes ``data``.
 
-    Every signature must be good; the distinct pinned primary fingerprints among the signers
-    must number at least ``threshold``. ``log`` sees each gpg command line.
+    Signatures by keys that are not pinned are ignored (:attr:`Verification.ignored`); every
+    signature by a pinned key must be good, and the distinct pinned primary fingerprints among the
+    signers must number at least ``threshold``. Identical blocks are judged once; more distinct
+    blocks than :func:`max_signature_blocks` are refused, and all gpg runs together must finish
+    within ``deadline`` seconds. ``log`` sees each gpg command line.
 
     Raises:
         GpgMissingError: gpg cannot be run.
         ConfigError: a key file cannot be read or holds no key.
-        SignatureError: any signature is bad, expired, by an expired or revoked key, weak,
-            text-mode or attached; or fewer than ``threshold`` pinned keys signed.
+        SignatureError: a signature does not match the data; a pinned key's signature is bad,
+            expired, by an expired or revoked key, weak, text-mode or attached; fewer than
+            ``threshold`` pinned keys signed; too many blocks; or the deadline passed.
     """
-    pinned = {normalise_fingerprint(fpr) for fpr in trusted}
-    blocks = split_armor(signature, source=source)
+    pinned = frozenset(normalise_fingerprint(fpr) for fpr in trusted)
+    # Duplicates count once: a block repeated thousands of times costs one gpg run, not thousands.
+    blocks = list(dict.fromkeys(split_armor(signature, source=source)))
+    limit = max_signature_blocks(threshold, len(pinned))
+    if len(blocks) > limit:
+        raise SignatureError(
+            f"{source} holds {len(blocks)} distinct signature blocks; at most {limit} are judged "
+            f"for {len(pinned)} pinned key(s) and threshold {threshold}",
+            hint="a publisher signs once per key; this many blocks is a denial-of-service attempt "
+            "or a broken signature file: tell the publisher",
+        )
     binary = _gpg_binary(gpg_binary)
     options = ["--no-autostart", "--trust-model", "always", "--no-auto-key-retrieve"]
-    signatures: list[Signature] = []
+    judged: list[Signature | Ignored] = []
+    end = time.monotonic() + deadline
     with _temporary_home(binary) as home:
         gpg = _gpg(binary, home, options, log)
         _import_keys(gpg, key_files)
         for number, block in enumerate(blocks):
             sig_path = home / f"signature-{number}.asc"
             sig_path.write_bytes(block)
-            result: Any = gpg.verify_data(str(sig_path), data)
-            signatures.extend(parse_status(result.stderr or "", source=source))
+            status = _verify_block(gpg, sig_path, data, end=end, deadline=deadline, source=source)
+            judged.extend(parse_status(status, source=source, pinned=pinned))
+    signatures = [j for j in judged if isinstance(j, Signature)]
+    ignored = [j for j in judged if isinstance(j, Ignored)]
     signers = sorted({s.primary for s in signatures} & pinned)
     if len(signers) < threshold:
-        others = sorted({s.primary for s in signatures} - pinned)
+        others = sorted({i.key for i in ignored})
         found = f"signed by {', '.join(others)}, not pinned; " if others else ""
         raise SignatureError(
             f"{source}: {found}{len(signers)} of the required {threshold} pinned key(s) signed",
             hint=f"pinned: {', '.join(sorted(pinned))}; check trusted-keys and key-files",
         )
-    return Verification(signers=tuple(signers), signatures=tuple(signatures))
+    return Verification(
+        signers=tuple(signers), signatures=tuple(signatures), ignored=tuple(ignored)
+    )
+
+
+def _verify_block(
+    gpg: gnupg.GPG, sig_path: Path, data: bytes, *, end: float, deadline: float, source: str
+) -> str:
+    """gpg's status lines for one detached signature over ``data``, killed at ``end``.
+
+    python-gnupg builds the command line (and logs it); the process runs here, because
+    python-gnupg has no timeout.
+
+    Raises:
+        SignatureError: the deadline passed.
+        GpgMissingError: gpg cannot be started.
+    """
+    too_slow = SignatureError(
+        f"{source}: verifying the signatures took longer than {deadline:g} s",
+        hint="gpg was stopped; try again, and tell the publisher if it persists",
+    )
+    remaining = end - time.monotonic()
+    if remaining <= 0:
+        raise too_slow
+    command: list[str] = gpg.make_args(["--verify", str(sig_path), "-"], False)
+    try:
+        result = subprocess.run(
+            command,
+            input=data,
+            capture_output=True,
+            env=gpg.env,
+            timeout=remaining,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise too_slow from None
+    except OSError as exc:
+        raise GpgMissingError(f"cannot run {command[0]}: {exc}") from exc
+    return result.stderr.decode("utf-8", errors="replace")
 
 
 def sign(

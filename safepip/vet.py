@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from safepip import fetch, gpg, hashlist, policy
+from safepip import fetch, gpg, hashlist, location, policy
 from safepip.config import Config
 from safepip.errors import FetchError, FreshnessError
 from safepip.interpreter import TargetEnvironment, best_wheel
+from safepip.listcache import ListCache
 from safepip.policy import Rejection
 from safepip.requirements import RequirementLine
 from safepip.state import TrustState, judge_serial
@@ -34,17 +35,40 @@ MAX_PAGE_BYTES: Final = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
+class PendingRecord:
+    """What a successful command records about the list it used: its serial and a cached copy.
+
+    Built by :func:`load_trusted_list`, written by :meth:`TrustedList.commit` only when the
+    command succeeds, so that a refused run leaves the trust state and the cache unchanged.
+    """
+
+    state: TrustState | None
+    cache: ListCache | None
+    list_id: str
+    serial: int | None
+    sha256: str
+    min_serial: int
+    fingerprints: tuple[str, ...]
+    data: bytes
+    signature: bytes
+    now: datetime
+
+
+@dataclass(frozen=True)
 class TrustedList:
     """A list whose signature, format and freshness were all accepted.
 
-    ``url`` identifies the list (an absolute path for local lists); ``warnings`` are things the
-    user must hear about even though the list was accepted (a legacy list, for one).
+    ``url`` identifies the list (its canonical identity: :func:`safepip.location.canonical`);
+    ``warnings`` are things the user must hear about even though the list was accepted (a legacy
+    list, a list about to expire, a cached copy used offline). ``pending`` is what
+    :meth:`commit` records once the command that used the list has succeeded.
     """
 
     url: str
     hashlist: hashlist.HashList
     verification: gpg.Verification
     warnings: tuple[str, ...] = ()
+    pending: PendingRecord | None = field(default=None, repr=False, compare=False)
 
     def describe(self) -> str:
         """One line naming the list: serial, signers and expiry."""
@@ -54,36 +78,52 @@ class TrustedList:
         expires = f", expires {header.expires:%Y-%m-%d %H:%M}Z" if header.expires else ""
         return f"{self.url} ({serial}, signed by {signers}{expires})"
 
+    def commit(self) -> tuple[str, ...]:
+        """Record the list's serial in the trust state, then keep a copy of it in the cache.
+
+        Call it only when the command succeeded, right before it returns. The state re-judges the
+        serial under its lock: a higher serial a concurrent run stored meanwhile is kept (the
+        stored serial never goes down), and the copy is then not cached either. Returns warnings
+        (a cache that cannot be written costs only the offline fallback, never the result).
+
+        Raises:
+            FreshnessError: another run stored this serial with other bytes meanwhile.
+            StateError: the trust state is corrupt or cannot be written.
+        """
+        pending = self.pending
+        if pending is None:
+            return ()
+        current = True
+        if pending.state is not None and pending.serial is not None:
+            current = pending.state.accept(
+                pending.list_id,
+                pending.serial,
+                pending.sha256,
+                min_serial=pending.min_serial,
+                fingerprints=pending.fingerprints,
+                keep_newer=True,
+            )
+        if pending.cache is None or not current or not is_remote(pending.list_id):
+            return ()
+        try:
+            pending.cache.store(pending.list_id, pending.data, pending.signature, now=pending.now)
+        except (OSError, FetchError) as exc:
+            return (f"cannot keep a copy of the list for offline use: {exc}",)
+        return ()
+
 
 def list_identity(cfg: Config) -> str:
-    """The stable identity of the configured list: its URL, or its absolute path."""
-    source = cfg.list_source()
-    if "://" in source:
-        return source
-    return str((cfg.base_dir / source).resolve())
+    """The canonical identity of the configured list (:func:`safepip.location.canonical`)."""
+    return location.canonical(cfg.list_source(), base_dir=cfg.base_dir)
 
 
-def load_trusted_list(
-    cfg: Config,
-    *,
-    now: datetime,
-    state: TrustState | None,
-    log: Callable[[str], None] | None = None,
-) -> TrustedList:
-    """Fetch, verify, parse and judge the configured list; record its serial in ``state``.
+def is_remote(list_id: str) -> bool:
+    """True for a list fetched over the network (its identity is a URL, not a local path)."""
+    return "://" in list_id
 
-    The signature is checked over the exact bytes fetched, before they are parsed, and those same
-    bytes are what is parsed: a file changing on disk afterwards changes nothing. ``state`` is
-    ``None`` only where the caller must not record (never to skip the rollback check: then
-    ``min-serial`` still applies). ``log`` sees each gpg command line.
 
-    Raises:
-        ConfigError: missing pins or unreadable key files (exit 2).
-        FetchError, SignatureError, ListFormatError, FreshnessError, StateError: the list is not
-            trustworthy or not available (exit 3).
-    """
-    cfg.require_trust()
-    identity = list_identity(cfg)
+def _fetch_pair(cfg: Config) -> tuple[bytes, bytes]:
+    """The list's and the signature's bytes, each capped and under a deadline."""
     data = fetch.fetch_bytes(
         cfg.list_source(),
         base_dir=cfg.base_dir,
@@ -98,6 +138,85 @@ def load_trusted_list(
         timeout=LIST_DEADLINE,
         cafile=cfg.cert,
     )
+    return data, signature
+
+
+def expiry_warning(expires: datetime | None, *, now: datetime, warn_days: int, name: str) -> str:
+    """A warning when the list expires within ``warn_days`` days of ``now``, else ``""`` (pure)."""
+    # Seconds, not timedelta(days=…): a huge warn-expiry-days must not overflow.
+    if expires is None or warn_days <= 0 or (expires - now).total_seconds() >= warn_days * 86400:
+        return ""
+    left = expires - now
+    return (
+        f"{name} expires in {left.days} day(s) {left.seconds // 3600} hour(s), on "
+        f"{expires:%Y-%m-%d %H:%M}Z (warn-expiry-days is {warn_days}): the publisher must "
+        "publish a fresh list before then, or every install stops"
+    )
+
+
+def judge_remaining(trusted: TrustedList, *, now: datetime, min_days: float) -> None:
+    """Refuse a list that expires within ``min_days`` days of ``now`` (pure; for monitoring).
+
+    Raises:
+        FreshnessError: the list expires sooner, or has no expiry (a legacy list).
+    """
+    expires = trusted.hashlist.header.expires
+    if expires is None:
+        raise FreshnessError(
+            f"{trusted.url} has no expiry, so --min-remaining {min_days:g} cannot be met",
+            hint="publish a format 1 list (with `# expires:`)",
+        )
+    if (expires - now).total_seconds() < min_days * 86400:
+        left = (expires - now).total_seconds() / 86400
+        raise FreshnessError(
+            f"{trusted.url} expires in {left:.1f} day(s), on {expires:%Y-%m-%d %H:%M}Z: "
+            f"less than --min-remaining {min_days:g}",
+            hint="the publisher must publish a fresh list (safepip publish) before it expires",
+        )
+
+
+def load_trusted_list(
+    cfg: Config,
+    *,
+    now: datetime,
+    state: TrustState | None,
+    log: Callable[[str], None] | None = None,
+    cache: ListCache | None = None,
+    fallback: bool = False,
+) -> TrustedList:
+    """Fetch, verify, parse and judge the configured list; nothing is written.
+
+    The signature is checked over the exact bytes fetched, before they are parsed, and those same
+    bytes are what is parsed: a file changing on disk afterwards changes nothing. The serial is
+    judged against ``state`` read-only; :meth:`TrustedList.commit` records it (and keeps a copy in
+    ``cache``) once the command succeeded. ``state`` is ``None`` only where the caller must not
+    record (never to skip the rollback check: then ``min-serial`` still applies). With
+    ``fallback``, a list whose server cannot be reached is taken from ``cache`` instead, and
+    verified exactly as a fetched one (a warning says so). ``log`` sees each gpg command line.
+
+    Raises:
+        ConfigError: missing pins or unreadable key files (exit 2).
+        FetchError, SignatureError, ListFormatError, FreshnessError, StateError: the list is not
+            trustworthy or not available (exit 3).
+    """
+    cfg.require_trust()
+    identity = list_identity(cfg)
+    warnings: list[str] = []
+    try:
+        data, signature = _fetch_pair(cfg)
+    except FetchError as exc:
+        cached = (
+            cache.load(identity, max_bytes=cfg.max_list_bytes)
+            if fallback and cache is not None and is_remote(identity)
+            else None
+        )
+        if cached is None:
+            raise
+        data, signature = cached.data, cached.signature
+        warnings.append(
+            f"using the cached list from {cached.stored:%Y-%m-%d %H:%M}Z (verified again now): "
+            f"{str(exc).splitlines()[0]}"
+        )
     verification = gpg.verify(
         data,
         signature,
@@ -113,6 +232,18 @@ def load_trusted_list(
     hashlist.judge_header(
         parsed.header, now=now, max_validity_days=cfg.max_validity_days, legacy=parsed.legacy
     )
+    pending = PendingRecord(
+        state=state,
+        cache=cache,
+        list_id=identity,
+        serial=parsed.header.serial,
+        sha256=parsed.sha256,
+        min_serial=cfg.min_serial,
+        fingerprints=tuple(cfg.trusted_keys),
+        data=data,
+        signature=signature,
+        now=now,
+    )
     serial = parsed.header.serial
     if serial is None:
         if cfg.min_serial > 0:
@@ -121,11 +252,11 @@ def load_trusted_list(
                 hint="a legacy list cannot prove it is not a rollback; publish a format 1 list",
             )
         warning = "legacy list without serial or expiry: rollback and freeze protection is off"
-        return TrustedList(identity, parsed, verification, (warning,))
-    # The state is keyed by the pinned key set, not by who signed this time: with a threshold
-    # below the number of pins, another subset of signers must not open a fresh serial history.
+        return TrustedList(identity, parsed, verification, (*warnings, warning), pending)
+    # One history per list location, whatever the pins: adding a key (a rotation, a higher
+    # threshold) or another subset of signers must not open a fresh serial history.
     if state is not None:
-        state.accept(identity, cfg.trusted_keys, serial, parsed.sha256, min_serial=cfg.min_serial)
+        state.check(identity, serial, parsed.sha256, min_serial=cfg.min_serial)
     else:
         judge_serial(
             serial=serial,
@@ -134,7 +265,12 @@ def load_trusted_list(
             min_serial=cfg.min_serial,
             list_name=identity,
         )
-    return TrustedList(identity, parsed, verification)
+    soon = expiry_warning(
+        parsed.header.expires, now=now, warn_days=cfg.warn_expiry_days, name=identity
+    )
+    if soon:
+        warnings.append(soon)
+    return TrustedList(identity, parsed, verification, tuple(warnings), pending)
 
 
 #: A wheel larger than this is refused while downloading (the largest common wheels are ~1 GB).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +27,15 @@ def keyring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keyring]:
 def _isolated_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keyring_home_guard: None
 ) -> None:
-    """No test reads the developer's state, config or pip settings."""
+    """No test reads the developer's state, config or pip settings, or shares a temp folder.
+
+    A private temporary folder per test: a check that nothing was left behind then sees only
+    what this test's safepip made, never another process's files in the shared /tmp.
+    """
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)

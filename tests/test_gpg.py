@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -238,3 +240,141 @@ def test_sign_refuses_revoked_key(tmp_path: Path) -> None:
 def test_sign_refuses_unknown_key(keyring: Keyring) -> None:
     with pytest.raises(PublishError, match="no public key"):
         gpg.sign(DATA, fingerprint="0" * 40, gnupghome=keyring.home)
+
+
+# -- key rotation: signatures by keys that are not pinned are ignored (DESIGN.md §2) ----------
+
+
+def test_cosignature_by_an_unpinned_key_in_the_key_files_is_ignored(keyring: Keyring) -> None:
+    signature = keyring.detach_sign(DATA, fpr(keyring, "alice")) + keyring.detach_sign(
+        DATA, fpr(keyring, "stranger")
+    )
+    result = verify(keyring, signature, files=("alice", "stranger"))
+    assert result.signers == (fpr(keyring, "alice"),)
+    assert [s.primary for s in result.signatures] == [fpr(keyring, "alice")]
+    assert result.ignored == (gpg.Ignored(fpr(keyring, "stranger"), "not pinned"),)
+
+
+def test_cosignature_by_a_key_absent_from_the_key_files_is_ignored(keyring: Keyring) -> None:
+    # The publisher's new key, which this client has neither pinned nor been given yet.
+    signature = keyring.detach_sign(DATA, fpr(keyring, "bob")) + keyring.detach_sign(
+        DATA, fpr(keyring, "alice")
+    )
+    result = verify(keyring, signature)
+    assert result.signers == (fpr(keyring, "alice"),)
+    (ignored,) = result.ignored
+    assert ignored.key == fpr(keyring, "bob")
+    assert "not in the key files" in ignored.reason
+
+
+@pytest.mark.parametrize(
+    ("signer", "extra"),
+    [("expired", ("--faked-system-time", "20200101T120000")), ("revoked", ())],
+)
+def test_cosignature_by_an_unpinned_expired_or_revoked_key_is_ignored(
+    keyring: Keyring, signer: str, extra: tuple[str, ...]
+) -> None:
+    signature = keyring.detach_sign(DATA, fpr(keyring, "alice")) + keyring.detach_sign(
+        DATA, fpr(keyring, signer), *extra
+    )
+    result = verify(keyring, signature, files=("alice", signer))
+    assert result.signers == (fpr(keyring, "alice"),)
+    assert [i.key for i in result.ignored] == [fpr(keyring, signer)]
+
+
+def test_only_unpinned_signatures_are_still_refused(keyring: Keyring) -> None:
+    # THREATS.md A: ignoring unpinned keys leaves zero good pinned signatures.
+    signature = keyring.detach_sign(DATA, fpr(keyring, "stranger")) + keyring.detach_sign(
+        DATA, fpr(keyring, "bob")
+    )
+    error = refused(keyring, signature, files=("alice", "stranger"))
+    assert "0 of the required 1" in str(error)
+    assert fpr(keyring, "stranger") in str(error)
+
+
+def test_a_bad_signature_by_an_unpinned_key_still_refuses(keyring: Keyring) -> None:
+    # The list is not what that key signed: a change after signing, whoever signed.
+    good = keyring.detach_sign(DATA, fpr(keyring, "alice"))
+    bad = keyring.detach_sign(DATA + b"x", fpr(keyring, "stranger"))
+    assert "does not match" in str(refused(keyring, good + bad, files=("alice", "stranger")))
+
+
+def test_a_pinned_key_missing_from_the_key_files_is_not_ignored(keyring: Keyring) -> None:
+    signature = keyring.detach_sign(DATA, fpr(keyring, "alice")) + keyring.detach_sign(
+        DATA, fpr(keyring, "bob")
+    )
+    error = refused(keyring, signature, signers=("alice", "bob"), files=("alice",))
+    assert f"pinned key {fpr(keyring, 'bob')} is not in the key files" in str(error)
+
+
+def test_a_bad_cosignature_by_a_pinned_key_refuses_even_above_threshold(keyring: Keyring) -> None:
+    good = keyring.detach_sign(DATA, fpr(keyring, "alice"))
+    expired = keyring.detach_sign(
+        DATA, fpr(keyring, "expired"), "--faked-system-time", "20200101T120000"
+    )
+    error = refused(keyring, good + expired, signers=("alice", "expired"), threshold=1)
+    assert "expired key" in str(error)
+
+
+# -- signature-block amplification (review finding f_sig_blocks) ---------------------------
+
+
+def test_duplicate_blocks_are_judged_once(keyring: Keyring) -> None:
+    commands: list[str] = []
+    block = keyring.detach_sign(DATA, fpr(keyring, "alice"))
+    result = gpg.verify(
+        DATA,
+        block * 5000,
+        key_files=key_files(keyring, "alice"),
+        trusted=[fpr(keyring, "alice")],
+        threshold=1,
+        log=commands.append,
+    )
+    assert result.signers == (fpr(keyring, "alice"),)
+    assert sum("--verify" in c for c in commands) == 1
+
+
+def test_too_many_distinct_blocks_are_refused_before_gpg_runs(keyring: Keyring) -> None:
+    # Armour comments make each copy of one signature a distinct block, as an attacker would.
+    limit = gpg.max_signature_blocks(1, 1)
+    assert limit == 10
+    blocks = [
+        keyring.detach_sign(DATA, fpr(keyring, "alice"), "--comment", f"copy {i}")
+        for i in range(limit + 1)
+    ]
+    assert verify(keyring, b"".join(blocks[:limit])).signers == (fpr(keyring, "alice"),)
+    commands: list[str] = []
+    with pytest.raises(SignatureError, match=f"holds {limit + 1} distinct signature blocks"):
+        gpg.verify(
+            DATA,
+            b"".join(blocks),
+            key_files=key_files(keyring, "alice"),
+            trusted=[fpr(keyring, "alice")],
+            threshold=1,
+            source="sha256sums.txt.asc",
+            log=commands.append,
+        )
+    assert commands == []
+
+
+def test_verification_has_a_deadline(keyring: Keyring, tmp_path: Path) -> None:
+    # A gpg that hangs while verifying (as one fed a hostile signature could) is stopped.
+    slow = tmp_path / "slow-gpg"
+    real = shutil.which("gpg")
+    slow.write_text(f'#!/bin/sh\ncase "$*" in *--verify*) exec sleep 60;; esac\nexec {real} "$@"\n')
+    slow.chmod(0o755)
+    signature = keyring.detach_sign(DATA, fpr(keyring, "alice"))
+    start = time.monotonic()
+    with pytest.raises(SignatureError, match=r"took longer than 0\.5 s"):
+        gpg.verify(
+            DATA,
+            signature,
+            key_files=key_files(keyring, "alice"),
+            trusted=[fpr(keyring, "alice")],
+            threshold=1,
+            gpg_binary=str(slow),
+            deadline=0.5,
+        )
+    assert time.monotonic() - start < 10
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+    assert "sleep 60" not in ps.stdout

@@ -429,3 +429,154 @@ def test_verbose_shows_the_gpg_command_lines(
     assert all("--homedir" in c and "--no-autostart" in c for c in commands), commands
     code, _, err = verify(site, capsys)
     assert "--status-fd" not in err
+
+
+# -- the rollback ratchet keeps one history per list location (review f_state_keyset_reset) ----
+
+
+def test_adding_a_key_to_the_pins_keeps_the_ratchet(
+    site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert publish(site, capsys, "--serial", "3")[0] == 0
+    old_list, old_sig = site.list_path.read_bytes(), site.signature_path.read_bytes()
+    assert publish(site, capsys, "--serial", "5")[0] == 0
+    assert verify(site, capsys)[0] == 0
+    before = state_files(tmp_path)
+    site.list_path.write_bytes(old_list)
+    site.signature_path.write_bytes(old_sig)
+    code, _, err = run(capsys, "verify", "--list", str(site.list_path), *site.pins("alice", "bob"))
+    assert code == 3
+    assert "serial 3 is lower than serial 5" in err
+    assert state_files(tmp_path) == before
+
+
+def test_respelling_a_local_list_keeps_the_ratchet(
+    site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert publish(site, capsys, "--serial", "3")[0] == 0
+    old_list, old_sig = site.list_path.read_bytes(), site.signature_path.read_bytes()
+    assert publish(site, capsys, "--serial", "5")[0] == 0
+    assert verify(site, capsys)[0] == 0
+    before = state_files(tmp_path)
+    site.list_path.write_bytes(old_list)
+    site.signature_path.write_bytes(old_sig)
+    relative = os.path.relpath(site.list_path, tmp_path)
+    for spelling in (site.list_path.as_uri(), f"./{relative}", f"site/../{relative}"):
+        code, _, err = run(capsys, "verify", "--list", spelling, *site.pins())
+        assert code == 3, spelling
+        assert "serial 3 is lower than serial 5" in err
+    assert state_files(tmp_path) == before
+
+
+def test_respelling_a_served_list_keeps_the_ratchet(
+    site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert publish(site, capsys, "--serial", "3")[0] == 0
+    old_list, old_sig = site.list_path.read_bytes(), site.signature_path.read_bytes()
+    assert publish(site, capsys, "--serial", "5")[0] == 0
+    with LoopbackServer(site.out) as server:
+        url = server.url + "sha256sums.txt"
+        assert run(capsys, "verify", "--list", url, *site.pins())[0] == 0
+        before = state_files(tmp_path)
+        site.list_path.write_bytes(old_list)
+        site.signature_path.write_bytes(old_sig)
+        signature = ["--signature", url + ".asc"]
+        for spelling in (
+            url.replace("http://", "HTTP://"),
+            url + "?",
+            url + "#latest",
+            server.url + "./sha256sums.txt",
+        ):
+            code, _, err = run(capsys, "verify", "--list", spelling, *signature, *site.pins())
+            assert code == 3, spelling
+            assert "serial 3 is lower than serial 5" in err
+    assert state_files(tmp_path) == before
+
+
+# -- a refused run changes no trust state (review f_state_on_refusal) -------------------------
+
+
+def test_a_refused_install_leaves_no_trust_state(
+    site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert publish(site, capsys, "--serial", "7")[0] == 0
+    lst = ["--list", str(site.list_path), *site.pins()]
+    code, out, _ = run(capsys, "install", *lst, "--dry-run", "reqeusts", "not-on-the-list-pkg")
+    assert code == 1
+    assert "typosquat" in out and "not-in-list" in out
+    assert state_files(tmp_path) == {}
+    assert not (tmp_path / "state").exists()
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("gamma==0.1\n")  # no hash: refused by check
+    code, _, _ = run(capsys, "check", *lst, str(requirements))
+    assert code == 1
+    assert state_files(tmp_path) == {}
+    # The same list, in a run that succeeds, is recorded.
+    assert verify(site, capsys)[0] == 0
+    assert [json.loads(v)["serial"] for v in state_files(tmp_path).values() if v] == [7]
+
+
+def test_a_refused_run_does_not_record_a_newer_serial(
+    site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert publish(site, capsys, "--serial", "1")[0] == 0
+    assert verify(site, capsys)[0] == 0
+    before = state_files(tmp_path)
+    assert publish(site, capsys, "--serial", "2")[0] == 0
+    code, _, _ = run(capsys, "install", "--list", str(site.list_path), *site.pins(),
+                     "--dry-run", "not-on-the-list-pkg")  # fmt: skip
+    assert code == 1
+    assert state_files(tmp_path) == before
+
+
+# -- freshness in operation: warn-expiry-days, verify --min-remaining -------------------------
+
+
+def test_a_list_about_to_expire_is_warned_about(
+    site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    issued = datetime.now(tz=timezone.utc).replace(microsecond=0) - timedelta(days=27)
+    site.sign_raw(site.raw_list(serial=1, issued=issued, lifetime=timedelta(days=30)))
+    code, _, err = verify(site, capsys)
+    assert code == 0, err
+    assert "warning:" in err and "expires in 2 day(s)" in err and "warn-expiry-days is 7" in err
+    config = site.write_config(tmp_path / "client", str(site.list_path), warn_expiry_days=0)
+    code, _, err = run(capsys, "verify", "--config", str(config))
+    assert code == 0
+    assert "expires in" not in err
+    config = site.write_config(tmp_path / "client", str(site.list_path), warn_expiry_days=2)
+    assert "expires in" not in run(capsys, "verify", "--config", str(config))[2]
+
+
+def test_a_fresh_list_is_not_warned_about(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    assert publish(site, capsys)[0] == 0
+    code, _, err = verify(site, capsys)
+    assert code == 0
+    assert "expires in" not in err
+
+
+def test_verify_min_remaining_for_monitoring(
+    site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    issued = datetime.now(tz=timezone.utc).replace(microsecond=0) - timedelta(days=27)
+    site.sign_raw(site.raw_list(serial=1, issued=issued, lifetime=timedelta(days=30)))
+    code, _, err = verify(site, capsys, "--min-remaining", "5")
+    assert code == 3
+    assert "expires in 3.0 day(s)" in err and "less than --min-remaining 5" in err
+    assert state_files(tmp_path) == {}
+    code, out, err = verify(site, capsys, "--min-remaining", "1.5")
+    assert code == 0, err
+    assert "serial:   1" in out
+    code, _, err = verify(site, capsys, "--min-remaining", "-1")
+    assert code == 2
+    assert "--min-remaining" in err
+
+
+def test_a_huge_warn_expiry_days_warns_without_an_internal_error(
+    site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert publish(site, capsys)[0] == 0
+    config = site.write_config(tmp_path / "client", str(site.list_path), warn_expiry_days=10**12)
+    code, _, err = run(capsys, "verify", "--config", str(config))
+    assert code == 0, err
+    assert "expires in" in err

@@ -98,17 +98,13 @@ def assert_nothing_ran(world: World, err: str) -> None:
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_a_mirror_serving_a_tampered_wheel_runs_no_code(
-    world: World,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    command: list[str],
+    world: World, capsys: pytest.CaptureFixture[str], command: list[str]
 ) -> None:
     """Critical: under a listed filename, other bytes declaring `evil @ <url>`."""
     tampered = world.evil_wheel("gamma", "0.1")
     world.server.serve_bytes("/gamma-0.1-py3-none-any.whl", tampered.read_bytes())
-    scratch = world.client.parent / "tmp"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    scratch = Path(tempfile.gettempdir())  # private to this test (conftest)
+    assert list(scratch.iterdir()) == []
     code, out, err = safepip(world, capsys, *command, "gamma")
     assert code == 1, err
     assert "gamma-0.1-py3-none-any.whl: hash-mismatch: the index served other bytes" in out

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from safepip import state
+from safepip import location, state
 from safepip.errors import FreshnessError, StateError
 from safepip.state import Accepted, TrustState, default_state_dir, judge_serial
 
@@ -37,8 +37,30 @@ def digest(n: int | str) -> str:
     return hashlib.sha256(f"list body {n}".encode()).hexdigest()
 
 
-def record_path(ts: TrustState, url: str = URL, fprs: tuple[str, ...] = (FPR_A,)) -> Path:
-    return ts.directory / f"list-{ts.key(url, fprs)}.json"
+def record_path(ts: TrustState, url: str = URL) -> Path:
+    return ts.directory / f"serial-{ts.key(url)}.json"
+
+
+def legacy_path(ts: TrustState, url: str = URL, fprs: tuple[str, ...] = (FPR_A,)) -> Path:
+    """Where safepip before format 2 kept the record of ``url`` under the pins ``fprs``."""
+    return ts.directory / f"list-{state.legacy_key(url, fprs)}.json"
+
+
+def write_legacy(ts: TrustState, serial: int, *, url: str = URL, fprs: tuple[str, ...] = (FPR_A,),
+                 sha: str | None = None) -> Path:  # fmt: skip
+    """A format 1 record, byte for byte as safepip before format 2 wrote it."""
+    ts.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    record = {
+        "version": 1,
+        "url": url,
+        "fingerprints": sorted(fprs),
+        "serial": serial,
+        "sha256": sha or digest(serial),
+    }
+    path = legacy_path(ts, url, fprs)
+    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    path.chmod(0o600)
+    return path
 
 
 def snapshot(directory: Path) -> dict[str, bytes | str]:
@@ -62,30 +84,26 @@ def ts(tmp_path: Path) -> TrustState:
 # -- key and default directory ---------------------------------------------------------------
 
 
-def test_key_is_hex_and_ignores_case_spaces_order_and_duplicates(ts: TrustState) -> None:
-    key = ts.key(URL, [FPR_A, FPR_B])
+def test_key_is_hex_and_differs_by_list(ts: TrustState) -> None:
+    key = ts.key(URL)
     assert len(key) == 64
     assert all(c in "0123456789abcdef" for c in key)
+    assert key == ts.key(URL)
+    assert len({key, ts.key(URL + "x"), ts.key("https://example.org/other.txt")}) == 3
+
+
+def test_legacy_key_ignores_case_spaces_order_and_duplicates() -> None:
+    key = state.legacy_key(URL, [FPR_A, FPR_B])
     spaced_lower = " ".join([FPR_A[i : i + 4] for i in range(0, 40, 4)]).lower()
-    assert ts.key(URL, [FPR_B, spaced_lower, FPR_A]) == key
-    assert ts.key(URL, (f for f in [FPR_B, FPR_A])) == key
-
-
-def test_key_differs_by_url_and_key_set(ts: TrustState) -> None:
-    keys = {
-        ts.key(URL, [FPR_A]),
-        ts.key(URL, [FPR_B]),
-        ts.key(URL, [FPR_A, FPR_B]),
-        ts.key(URL + "x", [FPR_A]),
-        ts.key("https://example.org/other.txt", [FPR_A]),
-    }
-    assert len(keys) == 5
+    assert state.legacy_key(URL, [FPR_B, spaced_lower, FPR_A]) == key
+    assert state.legacy_key(URL, (f for f in [FPR_B, FPR_A])) == key
+    assert state.legacy_key(URL, [FPR_A]) != key
 
 
 @pytest.mark.parametrize("bad", [[], ["not-hex"], FPR_A, [""]])
-def test_key_rejects_empty_or_malformed_key_sets(ts: TrustState, bad: object) -> None:
+def test_key_rejects_empty_or_malformed_key_sets(bad: object) -> None:
     with pytest.raises(ValueError):
-        ts.key(URL, bad)  # type: ignore[arg-type]
+        state.legacy_key(URL, bad)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -164,24 +182,26 @@ def test_judge_serial_refuses_equivocation() -> None:
 
 
 def test_read_of_missing_state_returns_none_and_creates_nothing(ts: TrustState) -> None:
-    assert ts.read(URL, [FPR_A]) is None
+    assert ts.read(URL) is None
     assert not ts.directory.exists()
     assert not ts.directory.parent.exists()
 
 
 def test_first_accept_creates_private_directory_and_record(ts: TrustState) -> None:
-    ts.accept(URL, [FPR_A], 5, digest(5), min_serial=0)
-    assert ts.read(URL, [FPR_A]) == Accepted(5, digest(5))
+    ts.accept(URL, 5, digest(5), min_serial=0)
+    assert ts.read(URL) == Accepted(5, digest(5))
     assert stat.S_IMODE(ts.directory.stat().st_mode) == 0o700
     path = record_path(ts)
     assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0
     assert json.loads(path.read_bytes()) == {
-        "version": 1,
-        "url": URL,
-        "fingerprints": [FPR_A],
+        "version": 2,
+        "list": URL,
+        "fingerprints": [],
         "serial": 5,
         "sha256": digest(5),
     }
+    ts.accept(URL, 6, digest(6), min_serial=0, fingerprints=[FPR_B, FPR_A.lower()])
+    assert json.loads(path.read_bytes())["fingerprints"] == [FPR_A, FPR_B]
     # No temporary files are left behind.
     assert sorted(p.name for p in ts.directory.iterdir()) == sorted([path.name, "lock"])
 
@@ -189,78 +209,173 @@ def test_first_accept_creates_private_directory_and_record(ts: TrustState) -> No
 def test_existing_directory_is_used_as_is(ts: TrustState) -> None:
     ts.directory.mkdir(parents=True, mode=0o755)
     ts.directory.chmod(0o755)  # an ordinary home-style mode must be accepted
-    ts.accept(URL, [FPR_A], 1, digest(1), min_serial=0)
-    assert ts.read(URL, [FPR_A]) == Accepted(1, digest(1))
+    ts.accept(URL, 1, digest(1), min_serial=0)
+    assert ts.read(URL) == Accepted(1, digest(1))
 
 
 def test_higher_serial_is_accepted(ts: TrustState) -> None:
-    ts.accept(URL, [FPR_A], 5, digest(5), min_serial=0)
-    ts.accept(URL, [FPR_A], 6, digest(6), min_serial=0)
-    ts.accept(URL, [FPR_A], 100, digest(100), min_serial=0)
-    assert ts.read(URL, [FPR_A]) == Accepted(100, digest(100))
+    ts.accept(URL, 5, digest(5), min_serial=0)
+    ts.accept(URL, 6, digest(6), min_serial=0)
+    ts.accept(URL, 100, digest(100), min_serial=0)
+    assert ts.read(URL) == Accepted(100, digest(100))
 
 
 def test_lower_serial_is_refused_and_state_unchanged(ts: TrustState) -> None:
-    ts.accept(URL, [FPR_A], 42, digest(42), min_serial=0)
+    ts.accept(URL, 42, digest(42), min_serial=0)
     before = snapshot(ts.directory)
     with pytest.raises(FreshnessError, match="rollback") as info:
-        ts.accept(URL, [FPR_A], 41, digest(41), min_serial=0)
+        ts.accept(URL, 41, digest(41), min_serial=0)
     message = str(info.value)
     assert "serial 41" in message
     assert "serial 42" in message
     assert snapshot(ts.directory) == before
-    assert ts.read(URL, [FPR_A]) == Accepted(42, digest(42))
+    assert ts.read(URL) == Accepted(42, digest(42))
 
 
 def test_same_serial_same_bytes_is_fine_and_does_not_rewrite(ts: TrustState) -> None:
-    ts.accept(URL, [FPR_A], 42, digest(42), min_serial=0)
+    ts.accept(URL, 42, digest(42), min_serial=0)
     path = record_path(ts)
     inode = path.stat().st_ino
-    ts.accept(URL, [FPR_A], 42, digest(42), min_serial=0)
+    ts.accept(URL, 42, digest(42), min_serial=0)
     assert path.stat().st_ino == inode
-    assert ts.read(URL, [FPR_A]) == Accepted(42, digest(42))
+    assert ts.read(URL) == Accepted(42, digest(42))
 
 
 def test_same_serial_other_bytes_is_refused_and_state_unchanged(ts: TrustState) -> None:
-    ts.accept(URL, [FPR_A], 42, digest(42), min_serial=0)
+    ts.accept(URL, 42, digest(42), min_serial=0)
     before = snapshot(ts.directory)
     with pytest.raises(FreshnessError, match="equivocation"):
-        ts.accept(URL, [FPR_A], 42, digest("evil"), min_serial=0)
+        ts.accept(URL, 42, digest("evil"), min_serial=0)
     assert snapshot(ts.directory) == before
-    assert ts.read(URL, [FPR_A]) == Accepted(42, digest(42))
+    assert ts.read(URL) == Accepted(42, digest(42))
 
 
 def test_min_serial_refused_on_empty_state_creates_nothing(ts: TrustState) -> None:
     with pytest.raises(FreshnessError, match="min-serial 10"):
-        ts.accept(URL, [FPR_A], 9, digest(9), min_serial=10)
+        ts.accept(URL, 9, digest(9), min_serial=10)
     assert not ts.directory.exists()
-    ts.accept(URL, [FPR_A], 10, digest(10), min_serial=10)
-    assert ts.read(URL, [FPR_A]) == Accepted(10, digest(10))
+    ts.accept(URL, 10, digest(10), min_serial=10)
+    assert ts.read(URL) == Accepted(10, digest(10))
 
 
 def test_min_serial_applies_above_stored_state(ts: TrustState) -> None:
-    ts.accept(URL, [FPR_A], 5, digest(5), min_serial=0)
+    ts.accept(URL, 5, digest(5), min_serial=0)
     before = snapshot(ts.directory)
     with pytest.raises(FreshnessError, match="min-serial 10"):
-        ts.accept(URL, [FPR_A], 7, digest(7), min_serial=10)
+        ts.accept(URL, 7, digest(7), min_serial=10)
     assert snapshot(ts.directory) == before
 
 
-def test_lists_and_key_sets_are_independent(ts: TrustState) -> None:
+def test_lists_are_independent(ts: TrustState) -> None:
     other_url = "https://example.org/other/sha256sums.txt"
-    ts.accept(URL, [FPR_A], 50, digest(50), min_serial=0)
-    ts.accept(URL, [FPR_A, FPR_B], 3, digest(3), min_serial=0)
-    ts.accept(URL, [FPR_B], 7, digest(7), min_serial=0)
-    ts.accept(other_url, [FPR_A], 1, digest(1), min_serial=0)
-    assert ts.read(URL, [FPR_A]) == Accepted(50, digest(50))
-    assert ts.read(URL, [FPR_B, FPR_A]) == Accepted(3, digest(3))
-    assert ts.read(URL, [FPR_B]) == Accepted(7, digest(7))
-    assert ts.read(other_url, [FPR_A]) == Accepted(1, digest(1))
-    assert ts.read(other_url, [FPR_B]) is None
+    ts.accept(URL, 50, digest(50), min_serial=0)
+    ts.accept(other_url, 1, digest(1), min_serial=0)
+    assert ts.read(URL) == Accepted(50, digest(50))
+    assert ts.read(other_url) == Accepted(1, digest(1))
+    assert ts.read("https://example.org/third.txt") is None
     # The same serial with other bytes is fine for another list.
-    ts.accept(other_url, [FPR_B], 50, digest("other"), min_serial=0)
-    # Fingerprints are matched case-insensitively.
-    assert ts.read(URL, [FPR_A.lower()]) == Accepted(50, digest(50))
+    ts.accept(other_url, 50, digest("other"), min_serial=0)
+
+
+def test_the_pins_do_not_open_a_fresh_history(ts: TrustState) -> None:
+    # Review finding f_state_keyset_reset: adding a key to the pins (a rotation, a higher
+    # threshold) must keep the ratchet. The fingerprints are stored for information only.
+    ts.accept(URL, 50, digest(50), min_serial=0, fingerprints=[FPR_A])
+    before = snapshot(ts.directory)
+    with pytest.raises(FreshnessError, match="rollback"):
+        ts.accept(URL, 3, digest(3), min_serial=0, fingerprints=[FPR_A, FPR_B])
+    with pytest.raises(FreshnessError, match="rollback"):
+        ts.check(URL, 3, digest(3), min_serial=0)
+    assert snapshot(ts.directory) == before
+
+
+def test_check_judges_without_writing(ts: TrustState) -> None:
+    ts.check(URL, 5, digest(5), min_serial=0)
+    assert not ts.directory.parent.exists()  # a fresh machine gets nothing from a check
+    ts.accept(URL, 5, digest(5), min_serial=0)
+    before = snapshot(ts.directory)
+    ts.check(URL, 5, digest(5), min_serial=0)
+    ts.check(URL, 6, digest(6), min_serial=0)
+    for serial, sha, why in [(4, digest(4), "rollback"), (5, digest("x"), "equivocation"),
+                             (6, digest(6), "min-serial")]:  # fmt: skip
+        with pytest.raises(FreshnessError, match=why):
+            ts.check(URL, serial, sha, min_serial=7 if why == "min-serial" else 0)
+    assert snapshot(ts.directory) == before
+
+
+def test_accept_keeps_a_newer_serial_when_asked(ts: TrustState) -> None:
+    # A concurrent run stored 9 after this run judged 8: commit must neither lower it nor fail.
+    ts.accept(URL, 9, digest(9), min_serial=0)
+    before = snapshot(ts.directory)
+    assert ts.accept(URL, 8, digest(8), min_serial=0, keep_newer=True) is False
+    assert snapshot(ts.directory) == before
+    with pytest.raises(FreshnessError, match="equivocation"):
+        ts.accept(URL, 9, digest("other"), min_serial=0, keep_newer=True)
+    assert ts.accept(URL, 9, digest(9), min_serial=0, keep_newer=True) is True
+    assert ts.accept(URL, 10, digest(10), min_serial=0, keep_newer=True) is True
+    assert ts.read(URL) == Accepted(10, digest(10))
+
+
+# -- format 1 records (before the history was keyed by location alone) ------------------------
+
+
+def test_legacy_records_of_every_pin_set_and_spelling_count(ts: TrustState) -> None:
+    write_legacy(ts, 40, fprs=(FPR_A,))
+    write_legacy(ts, 55, fprs=(FPR_A, FPR_B))
+    write_legacy(ts, 60, url="HTTPS://Example.ORG:443/sha256sums.txt?#top", fprs=(FPR_B,))
+    write_legacy(ts, 99, url="https://example.org/another.txt")
+    before = snapshot(ts.directory)
+    assert ts.read(URL) == Accepted(60, digest(60))
+    assert sorted(a.serial for a in ts.history(URL)) == [40, 55, 60]
+    for serial in (40, 55, 59):
+        with pytest.raises(FreshnessError, match="lower than serial 60"):
+            ts.check(URL, serial, digest(serial), min_serial=0)
+        with pytest.raises(FreshnessError, match="lower than serial 60"):
+            ts.accept(URL, serial, digest(serial), min_serial=0)
+    with pytest.raises(FreshnessError, match="equivocation"):
+        ts.accept(URL, 60, digest("evil"), min_serial=0)
+    assert snapshot(ts.directory) == {**before, "lock": b""}  # the lock file holds no data
+    # Accepting 60 again migrates: a format 2 record appears, the format 1 ones stay untouched.
+    assert ts.accept(URL, 60, digest(60), min_serial=0, fingerprints=[FPR_A])
+    after = snapshot(ts.directory)
+    assert {k: v for k, v in after.items() if k in before} == before
+    assert json.loads(record_path(ts).read_bytes())["serial"] == 60
+    ts.accept(URL, 61, digest(61), min_serial=0)
+    assert ts.read(URL) == Accepted(61, digest(61))
+
+
+def test_legacy_local_path_record_counts_for_the_file_url(ts: TrustState, tmp_path: Path) -> None:
+    listed = tmp_path / "site" / "sha256sums.txt"
+    listed.parent.mkdir()
+    listed.write_bytes(b"")
+    write_legacy(ts, 7, url=str(listed))
+    identity = location.canonical(listed.as_uri(), base_dir=Path("/"))
+    assert identity == str(listed.resolve())
+    with pytest.raises(FreshnessError, match="rollback"):
+        ts.check(identity, 6, digest(6), min_serial=0)
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"", json.dumps({"version": 1}).encode()])
+def test_corrupt_legacy_record_refuses_every_list(ts: TrustState, content: bytes) -> None:
+    # It cannot be attributed to a list without being read: it may protect any of them.
+    path = write_legacy(ts, 5, url="https://example.org/another.txt")
+    path.write_bytes(content)
+    (ts.directory / "lock").write_bytes(b"")
+    before = snapshot(ts.directory)
+    for call in read_and_accept(ts):
+        with pytest.raises(StateError, match="corrupt") as info:
+            call()
+        assert str(path) in str(info.value)
+    assert snapshot(ts.directory) == before
+
+
+def test_legacy_record_renamed_to_another_key_is_refused(ts: TrustState) -> None:
+    path = write_legacy(ts, 5)
+    renamed = path.with_name(f"list-{'0' * 64}.json")
+    path.rename(renamed)
+    with pytest.raises(StateError, match="another list URL or key set") as info:
+        ts.read(URL)
+    assert str(renamed) in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -277,7 +392,7 @@ def test_accept_rejects_impossible_arguments(
     ts: TrustState, serial: int, sha: str, min_serial: int
 ) -> None:
     with pytest.raises(ValueError):
-        ts.accept(URL, [FPR_A], serial, sha, min_serial=min_serial)
+        ts.accept(URL, serial, sha, min_serial=min_serial)
     assert not ts.directory.exists()
 
 
@@ -286,9 +401,9 @@ def test_accept_rejects_impossible_arguments(
 
 def _valid_record(serial: int = 5) -> dict[str, object]:
     return {
-        "version": 1,
-        "url": URL,
-        "fingerprints": [FPR_A],
+        "version": 2,
+        "list": URL,
+        "fingerprints": [],
         "serial": serial,
         "sha256": digest(serial),
     }
@@ -320,15 +435,16 @@ CORRUPT = {
     "sha-upper": _json(sha256=digest(5).upper()),
     "sha-not-hex": _json(sha256="z" * 64),
     "sha-int": _json(sha256=5),
-    "version-2": _json(version=2),
-    "version-string": _json(version="1"),
+    "version-1": _json(version=1),
+    "version-3": _json(version=3),
+    "version-string": _json(version="2"),
     "missing-key": _json(sha256=_DELETE),
     "extra-key": _json(extra=1),
-    "url-int": _json(url=3),
+    "list-int": _json(list=3),
     "fingerprints-string": _json(fingerprints=FPR_A),
-    "other-url": _json(url="https://evil.example/sha256sums.txt"),
-    "other-keys": _json(fingerprints=[FPR_B]),
-    "nan": b'{"version": 1, "url": "'
+    "other-list": _json(list="https://evil.example/sha256sums.txt"),
+    "legacy-shape": _json(list=_DELETE, url=URL),
+    "nan": b'{"version": 2, "list": "'
     + URL.encode()
     + b'", "fingerprints": ["'
     + FPR_A.encode()
@@ -342,16 +458,16 @@ CORRUPT = {
 
 @pytest.mark.parametrize("content", list(CORRUPT.values()), ids=list(CORRUPT))
 def test_corrupt_record_is_refused_and_left_unchanged(ts: TrustState, content: bytes) -> None:
-    ts.accept(URL, [FPR_A], 5, digest(5), min_serial=0)
+    ts.accept(URL, 5, digest(5), min_serial=0)
     path = record_path(ts)
     path.write_bytes(content)
     before = snapshot(ts.directory)
     with pytest.raises(StateError) as info:
-        ts.read(URL, [FPR_A])
+        ts.read(URL)
     assert str(path) in str(info.value)
     assert info.value.exit_code == 3
     with pytest.raises(StateError) as info:
-        ts.accept(URL, [FPR_A], 6, digest(6), min_serial=0)
+        ts.accept(URL, 6, digest(6), min_serial=0)
     assert str(path) in str(info.value)
     assert snapshot(ts.directory) == before
     assert path.read_bytes() == content
@@ -361,19 +477,19 @@ def test_the_valid_baseline_of_the_corrupt_cases_is_accepted(ts: TrustState) -> 
     # Guards the parametrised test above: its refusals come from the change, not the baseline.
     ts.directory.mkdir(parents=True)
     record_path(ts).write_bytes(_json())
-    assert ts.read(URL, [FPR_A]) == Accepted(5, digest(5))
+    assert ts.read(URL) == Accepted(5, digest(5))
 
 
 def read_and_accept(ts: TrustState) -> list[Callable[[], object]]:
     """Both entry points, for tests that expect them to refuse alike."""
     return [
-        lambda: ts.read(URL, [FPR_A]),
-        lambda: ts.accept(URL, [FPR_A], 6, digest(6), min_serial=0),
+        lambda: ts.read(URL),
+        lambda: ts.accept(URL, 6, digest(6), min_serial=0),
     ]
 
 
 def test_symlinked_record_is_refused(ts: TrustState, tmp_path: Path) -> None:
-    ts.accept(URL, [FPR_A], 5, digest(5), min_serial=0)
+    ts.accept(URL, 5, digest(5), min_serial=0)
     path = record_path(ts)
     real = tmp_path / "elsewhere.json"
     real.write_bytes(path.read_bytes())
@@ -391,7 +507,7 @@ def test_symlinked_record_is_refused(ts: TrustState, tmp_path: Path) -> None:
 
 def test_symlinked_directory_is_refused(tmp_path: Path) -> None:
     real = TrustState(tmp_path / "real")
-    real.accept(URL, [FPR_A], 5, digest(5), min_serial=0)
+    real.accept(URL, 5, digest(5), min_serial=0)
     before = snapshot(real.directory)
     link = tmp_path / "link"
     link.symlink_to(real.directory)
@@ -409,9 +525,9 @@ def test_dangling_symlink_directory_is_refused(tmp_path: Path) -> None:
     link.symlink_to(tmp_path / "nowhere")
     ts = TrustState(link)
     with pytest.raises(StateError, match="is a symlink; refusing"):
-        ts.read(URL, [FPR_A])
+        ts.read(URL)
     with pytest.raises(StateError, match="is a symlink; refusing"):
-        ts.accept(URL, [FPR_A], 6, digest(6), min_serial=0)
+        ts.accept(URL, 6, digest(6), min_serial=0)
     assert not (tmp_path / "nowhere").exists()
 
 
@@ -419,62 +535,62 @@ def test_state_directory_that_is_a_file_is_refused(ts: TrustState) -> None:
     ts.directory.parent.mkdir(parents=True)
     ts.directory.write_bytes(b"precious")
     with pytest.raises(StateError, match="not a directory") as info:
-        ts.accept(URL, [FPR_A], 1, digest(1), min_serial=0)
+        ts.accept(URL, 1, digest(1), min_serial=0)
     assert str(ts.directory) in str(info.value)
     assert ts.directory.read_bytes() == b"precious"
 
 
 def test_record_that_is_a_fifo_is_refused_without_hanging(ts: TrustState) -> None:
-    ts.accept(URL, [FPR_A], 5, digest(5), min_serial=0)
+    ts.accept(URL, 5, digest(5), min_serial=0)
     path = record_path(ts)
     path.unlink()
     os.mkfifo(path)
     with pytest.raises(StateError, match="not a regular file"):
-        ts.read(URL, [FPR_A])
+        ts.read(URL)
     assert stat.S_ISFIFO(path.lstat().st_mode)
 
 
 @pytest.mark.parametrize("target", ["record", "directory"])
 def test_group_or_other_writable_state_is_refused(ts: TrustState, target: str) -> None:
-    ts.accept(URL, [FPR_A], 5, digest(5), min_serial=0)
+    ts.accept(URL, 5, digest(5), min_serial=0)
     path = record_path(ts) if target == "record" else ts.directory
     mode = stat.S_IMODE(path.stat().st_mode)
     path.chmod(mode | 0o002)
     before = snapshot(ts.directory)
     with pytest.raises(StateError, match="writable by group or others") as info:
-        ts.read(URL, [FPR_A])
+        ts.read(URL)
     assert str(path) in str(info.value)
     with pytest.raises(StateError, match="writable by group or others"):
-        ts.accept(URL, [FPR_A], 6, digest(6), min_serial=0)
+        ts.accept(URL, 6, digest(6), min_serial=0)
     assert snapshot(ts.directory) == before
 
 
 @pytest.mark.skipif(not IS_ROOT, reason="only root can give a file to another user")
 def test_record_owned_by_another_user_is_refused(ts: TrustState) -> None:
-    ts.accept(URL, [FPR_A], 5, digest(5), min_serial=0)
+    ts.accept(URL, 5, digest(5), min_serial=0)
     path = record_path(ts)
     os.chown(path, 65534, 65534)
     before = snapshot(ts.directory)
     with pytest.raises(StateError, match="owned by uid 65534") as info:
-        ts.read(URL, [FPR_A])
+        ts.read(URL)
     assert str(path) in str(info.value)
     with pytest.raises(StateError, match="owned by uid 65534"):
-        ts.accept(URL, [FPR_A], 6, digest(6), min_serial=0)
+        ts.accept(URL, 6, digest(6), min_serial=0)
     assert snapshot(ts.directory) == before
 
 
 def test_symlinked_lock_file_is_refused(ts: TrustState, tmp_path: Path) -> None:
-    ts.accept(URL, [FPR_A], 5, digest(5), min_serial=0)
+    ts.accept(URL, 5, digest(5), min_serial=0)
     lock = ts.directory / "lock"
     lock.unlink()
     victim = tmp_path / "victim"
     victim.write_bytes(b"do not touch")
     lock.symlink_to(victim)
     with pytest.raises(StateError) as info:
-        ts.accept(URL, [FPR_A], 6, digest(6), min_serial=0)
+        ts.accept(URL, 6, digest(6), min_serial=0)
     assert str(lock) in str(info.value)
     assert victim.read_bytes() == b"do not touch"
-    assert ts.read(URL, [FPR_A]) == Accepted(5, digest(5))
+    assert ts.read(URL) == Accepted(5, digest(5))
 
 
 def test_uncreatable_directory_is_a_state_error(tmp_path: Path) -> None:
@@ -482,7 +598,7 @@ def test_uncreatable_directory_is_a_state_error(tmp_path: Path) -> None:
     blocker.write_bytes(b"")
     ts = TrustState(blocker / "safepip")
     with pytest.raises(StateError, match="cannot create") as info:
-        ts.accept(URL, [FPR_A], 1, digest(1), min_serial=0)
+        ts.accept(URL, 1, digest(1), min_serial=0)
     assert str(ts.directory) in str(info.value)
 
 
@@ -494,7 +610,7 @@ _AS_USER_SCRIPT = textwrap.dedent(
     from safepip.errors import StateError
     directory, url, fpr, serial, sha = sys.argv[1:]
     try:
-        TrustState(Path(directory)).accept(url, [fpr], int(serial), sha, min_serial=0)
+        TrustState(Path(directory)).accept(url, int(serial), sha, min_serial=0)
     except StateError as exc:
         print("StateError:", exc)
     else:
@@ -506,12 +622,12 @@ _AS_USER_SCRIPT = textwrap.dedent(
 def test_unwritable_directory_is_a_state_error(tmp_path: Path) -> None:
     if not IS_ROOT:
         ts = TrustState(tmp_path / "safepip")
-        ts.accept(URL, [FPR_A], 5, digest(5), min_serial=0)
+        ts.accept(URL, 5, digest(5), min_serial=0)
         before = snapshot(ts.directory)
         ts.directory.chmod(0o500)
         try:
             with pytest.raises(StateError) as info:
-                ts.accept(URL, [FPR_A], 6, digest(6), min_serial=0)
+                ts.accept(URL, 6, digest(6), min_serial=0)
             assert str(ts.directory) in str(info.value)
         finally:
             ts.directory.chmod(0o700)
@@ -550,7 +666,7 @@ def test_unwritable_directory_simulated(
 ) -> None:
     # What the kernel does for a non-root user in a 0500 directory: creating any entry fails.
     if existing:
-        ts.accept(URL, [FPR_A], 5, digest(5), min_serial=0)
+        ts.accept(URL, 5, digest(5), min_serial=0)
     else:
         ts.directory.mkdir(parents=True, mode=0o700)
     before = snapshot(ts.directory)
@@ -566,7 +682,7 @@ def test_unwritable_directory_simulated(
 
     monkeypatch.setattr(os, "open", open_without_create)
     with pytest.raises(StateError, match="Permission denied") as info:
-        ts.accept(URL, [FPR_A], 6, digest(6), min_serial=0)
+        ts.accept(URL, 6, digest(6), min_serial=0)
     assert str(ts.directory) in str(info.value)
     monkeypatch.undo()
     assert snapshot(ts.directory) == before
@@ -575,7 +691,7 @@ def test_unwritable_directory_simulated(
 def test_failed_write_removes_temp_file_and_keeps_old_record(
     ts: TrustState, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ts.accept(URL, [FPR_A], 5, digest(5), min_serial=0)
+    ts.accept(URL, 5, digest(5), min_serial=0)
     before = snapshot(ts.directory)
 
     def failing_replace(*args: object, **kwargs: object) -> None:
@@ -583,13 +699,13 @@ def test_failed_write_removes_temp_file_and_keeps_old_record(
 
     monkeypatch.setattr(os, "replace", failing_replace)
     with pytest.raises(StateError, match="No space left") as info:
-        ts.accept(URL, [FPR_A], 6, digest(6), min_serial=0)
+        ts.accept(URL, 6, digest(6), min_serial=0)
     assert str(record_path(ts)) in str(info.value)
     monkeypatch.undo()
     assert snapshot(ts.directory) == before
     # The lock was released despite the failure.
-    ts.accept(URL, [FPR_A], 6, digest(6), min_serial=0)
-    assert ts.read(URL, [FPR_A]) == Accepted(6, digest(6))
+    ts.accept(URL, 6, digest(6), min_serial=0)
+    assert ts.read(URL) == Accepted(6, digest(6))
 
 
 @contextlib.contextmanager
@@ -605,19 +721,19 @@ def held_lock(directory: Path) -> Iterator[None]:
 def test_accept_waits_for_the_lock_and_gives_up_with_a_state_error(
     ts: TrustState, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ts.accept(URL, [FPR_A], 5, digest(5), min_serial=0)
+    ts.accept(URL, 5, digest(5), min_serial=0)
     before = snapshot(ts.directory)
     monkeypatch.setattr(state, "LOCK_TIMEOUT_SECONDS", 0.2)
     with held_lock(ts.directory):
         start = time.monotonic()
         with pytest.raises(StateError, match="lock") as info:
-            ts.accept(URL, [FPR_A], 6, digest(6), min_serial=0)
+            ts.accept(URL, 6, digest(6), min_serial=0)
         assert time.monotonic() - start >= 0.2
         assert str(ts.directory / "lock") in str(info.value)
         # Reading needs no lock.
-        assert ts.read(URL, [FPR_A]) == Accepted(5, digest(5))
+        assert ts.read(URL) == Accepted(5, digest(5))
     assert snapshot(ts.directory) == before
-    ts.accept(URL, [FPR_A], 6, digest(6), min_serial=0)
+    ts.accept(URL, 6, digest(6), min_serial=0)
 
 
 # -- concurrency ----------------------------------------------------------------------------
@@ -628,7 +744,7 @@ _CHILD_SCRIPT = textwrap.dedent(
     from pathlib import Path
     from safepip.state import TrustState
     from safepip.errors import FreshnessError
-    directory, url, fpr, serial, go = sys.argv[1:]
+    directory, url, mode, serial, go = sys.argv[1:]
     # Slow every fsync down so that, without the lock, reads and writes of the
     # processes would interleave and a lower serial could be written last.
     real_fsync = os.fsync
@@ -639,20 +755,28 @@ _CHILD_SCRIPT = textwrap.dedent(
     while not os.path.exists(go):
         time.sleep(0.001)
     sha = hashlib.sha256(f"list body {serial}".encode()).hexdigest()
+    ts = TrustState(Path(directory))
     try:
-        TrustState(Path(directory)).accept(url, [fpr], int(serial), sha, min_serial=0)
+        if mode == "run":  # what a safepip run does: judge read-only, work, then commit
+            ts.check(url, int(serial), sha, min_serial=0)
+            time.sleep(0.01)
+            stored = ts.accept(url, int(serial), sha, min_serial=0, keep_newer=True)
+        else:
+            stored = ts.accept(url, int(serial), sha, min_serial=0)
     except FreshnessError:
         print("refused")
     else:
-        print("accepted")
+        print("accepted" if stored else "kept newer")
     """
 )
 
 
-def run_concurrently(directory: Path, serials: list[int], go: Path) -> dict[int, str]:
+def run_concurrently(
+    directory: Path, serials: list[int], go: Path, mode: str = "accept"
+) -> dict[int, str]:
     procs = {
         serial: subprocess.Popen(
-            [sys.executable, "-c", _CHILD_SCRIPT, str(directory), URL, FPR_A, str(serial), str(go)],
+            [sys.executable, "-c", _CHILD_SCRIPT, str(directory), URL, mode, str(serial), str(go)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -678,14 +802,27 @@ def test_concurrent_accepts_never_lower_the_stored_serial(tmp_path: Path, round_
     assert set(results.values()) <= {"accepted", "refused"}
     # The highest serial can never be refused, and nothing may be stored below it.
     assert max(serials) in accepted
-    assert ts.read(URL, [FPR_A]) == Accepted(max(accepted), digest(max(accepted)))
+    assert ts.read(URL) == Accepted(max(accepted), digest(max(accepted)))
     assert sorted(p.name for p in ts.directory.iterdir()) == sorted([record_path(ts).name, "lock"])
 
 
 def test_concurrent_lower_serials_are_all_refused(tmp_path: Path) -> None:
     ts = TrustState(tmp_path / "safepip")
-    ts.accept(URL, [FPR_A], 50, digest(50), min_serial=0)
+    ts.accept(URL, 50, digest(50), min_serial=0)
     before = snapshot(ts.directory)
     results = run_concurrently(ts.directory, list(range(40, 50)), tmp_path / "go")
     assert set(results.values()) == {"refused"}
     assert snapshot(ts.directory) == before
+
+
+def test_concurrent_runs_that_judge_then_commit_never_lower_the_stored_serial(
+    tmp_path: Path,
+) -> None:
+    ts = TrustState(tmp_path / "safepip")
+    ts.accept(URL, 10, digest(10), min_serial=0)
+    serials = list(range(5, 21))
+    results = run_concurrently(ts.directory, serials, tmp_path / "go", mode="run")
+    assert set(results.values()) <= {"accepted", "refused", "kept newer"}
+    assert all(results[s] == "refused" for s in serials if s < 10)
+    assert results[max(serials)] == "accepted"
+    assert ts.read(URL) == Accepted(max(serials), digest(max(serials)))

@@ -1,0 +1,185 @@
+"""The last verified copy of each list and its signature, for ``check`` when the server is down.
+
+Nothing read from here is trusted as is: the caller verifies a cached copy exactly as a fetched one
+(signature against the pins, format, expiry, serial against the trust state) on every use. The
+cache only makes ``safepip check`` work offline; it can never make an older or unsigned list pass.
+
+Storage: ``$XDG_CACHE_HOME/safepip/lists/`` (or ``~/.cache/safepip/lists/``), directories
+``0700``, one JSON file per list named by the sha256 of its canonical identity
+(:func:`safepip.location.canonical`), holding the list's and signature's bytes together so that
+they are replaced as a pair, atomically (temporary file, fsync, rename)::
+
+    {"version": 1, "list": "https://…", "stored": "2026-11-30T01:00:00+00:00",
+     "data": "<base64>", "signature": "<base64>"}
+
+A copy is written only after a command that used the list succeeded (a refused run changes no
+cache). A symlinked, foreign-owned or group/other-writable cache, or a file that is not exactly
+that shape, is refused (:class:`~safepip.errors.FetchError`) when it is needed, never repaired.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import json
+import os
+import pwd
+import secrets
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Final
+
+from safepip.errors import FetchError
+
+FORMAT_VERSION: Final = 1
+_KEYS: Final = frozenset({"version", "list", "stored", "data", "signature"})
+
+
+@dataclass(frozen=True)
+class CachedList:
+    """A list and its signature as last verified on this machine, and when they were stored."""
+
+    list_id: str
+    data: bytes
+    signature: bytes
+    stored: datetime
+
+
+def default_cache_dir(environ: Mapping[str, str]) -> Path:
+    """``$XDG_CACHE_HOME/safepip`` if that is absolute, else ``~/.cache/safepip``.
+
+    Raises :class:`FetchError` when no home directory can be found.
+    """
+    xdg = environ.get("XDG_CACHE_HOME", "")
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / "safepip"
+    home = environ.get("HOME", "")
+    if not home or not Path(home).is_absolute():
+        try:
+            home = pwd.getpwuid(os.getuid()).pw_dir
+        except KeyError:
+            home = ""
+    if not home or not Path(home).is_absolute():
+        raise FetchError(
+            "cannot find a cache directory: XDG_CACHE_HOME and HOME are unset",
+            hint="set XDG_CACHE_HOME to an absolute path owned by you",
+        )
+    return Path(home) / ".cache" / "safepip"
+
+
+class ListCache:
+    """The cached lists under ``directory`` (the ``safepip`` cache folder); see the module doc."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory) / "lists"
+
+    def path(self, list_id: str) -> Path:
+        """The file that holds the copy of the list ``list_id``."""
+        key = hashlib.sha256(f"safepip-list-cache\0{list_id}".encode()).hexdigest()
+        return self.directory / f"{key}.json"
+
+    def load(self, list_id: str, *, max_bytes: int) -> CachedList | None:
+        """The cached copy of ``list_id``, or ``None`` when there is none.
+
+        ``max_bytes`` caps the list and the signature, as for a fetch. Raises :class:`FetchError`
+        for an unsafe (symlinked, foreign-owned, group/other-writable) or malformed cache file.
+        """
+        path = self.path(list_id)
+        for folder in (self.directory.parent, self.directory):
+            try:
+                self._check(folder.lstat(), folder, directory=True)
+            except FileNotFoundError:
+                return None
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        try:
+            fd = os.open(path, flags)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise self._bad(path, f"cannot open it: {exc.strerror}") from exc
+        limit = 2 * (4 * max_bytes // 3 + 4) + 64 * 1024
+        try:
+            self._check(os.fstat(fd), path, directory=False)
+            with os.fdopen(fd, "rb", closefd=False) as handle:
+                raw = handle.read(limit + 1)
+        finally:
+            os.close(fd)
+        if len(raw) > limit:
+            raise self._bad(path, "larger than a list and its signature can be")
+        try:
+            obj = json.loads(raw.decode("ascii"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise self._bad(path, "not valid JSON") from exc
+        if not isinstance(obj, dict) or set(obj) != _KEYS or obj["version"] != FORMAT_VERSION:
+            raise self._bad(path, "not a cached list of this safepip")
+        if obj["list"] != list_id:
+            raise self._bad(path, "it holds another list than its name says")
+        try:
+            data = base64.b64decode(obj["data"], validate=True)
+            signature = base64.b64decode(obj["signature"], validate=True)
+            stored = datetime.fromisoformat(obj["stored"])
+        except (TypeError, ValueError, binascii.Error) as exc:
+            raise self._bad(path, "a field is malformed") from exc
+        if stored.tzinfo is None:
+            raise self._bad(path, "its time has no time zone")
+        return CachedList(list_id, data, signature, stored)
+
+    def store(self, list_id: str, data: bytes, signature: bytes, *, now: datetime) -> None:
+        """Keep ``data`` and ``signature`` (just verified) as the copy of ``list_id``, atomically.
+
+        Raises :class:`OSError` when the cache cannot be written, :class:`FetchError` when it is
+        unsafe; the caller decides whether that matters (it never does for the run's result).
+        """
+        for folder in (self.directory.parent, self.directory):
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                folder.mkdir(mode=0o700)
+            self._check(folder.lstat(), folder, directory=True)
+        record = {
+            "version": FORMAT_VERSION,
+            "list": list_id,
+            "stored": now.isoformat(),
+            "data": base64.b64encode(data).decode("ascii"),
+            "signature": base64.b64encode(signature).decode("ascii"),
+        }
+        body = json.dumps(record, sort_keys=True).encode("ascii")
+        path = self.path(list_id)
+        tmp = path.with_name(f".tmp-{secrets.token_hex(8)}-{path.name}")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(tmp, flags, 0o600)
+        try:
+            try:
+                view = memoryview(body)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            tmp.replace(path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
+
+    def _check(self, st: os.stat_result, path: Path, *, directory: bool) -> None:
+        kind = stat.S_ISDIR(st.st_mode) if directory else stat.S_ISREG(st.st_mode)
+        if stat.S_ISLNK(st.st_mode) or not kind:
+            what = "a real directory" if directory else "a regular file"
+            raise self._bad(path, f"not {what} (a symlink?)")
+        if st.st_uid != os.geteuid():
+            raise self._bad(path, f"owned by uid {st.st_uid}, not by you")
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise self._bad(path, "writable by group or others")
+
+    @staticmethod
+    def _bad(path: Path, why: str) -> FetchError:
+        return FetchError(
+            f"cached list {path}: {why}",
+            hint="the cache is only a copy: remove that file once you have looked at it, and run "
+            "safepip again when the list's server can be reached",
+        )

@@ -1,0 +1,211 @@
+"""The last verified list, kept for ``safepip check`` when the list's server cannot be reached.
+
+Real keys, a real server on 127.0.0.1 that is then stopped, and the real CLI. A cached copy is
+verified again on every use: a tampered, expired or rolled-back copy is refused as a fetched
+list would be.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import stat
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from safepip._cli import main
+from safepip.errors import FetchError
+from safepip.listcache import ListCache
+from safepip.location import canonical
+from tests.keys import Keyring
+from tests.server import LoopbackServer
+from tests.site import Site, make_site
+
+
+@pytest.fixture
+def site(tmp_path: Path, keyring: Keyring, monkeypatch: pytest.MonkeyPatch) -> Site:
+    monkeypatch.setenv("GNUPGHOME", str(keyring.home))
+    monkeypatch.chdir(tmp_path)
+    return make_site(tmp_path, keyring, {"gamma": ("0.1", ())})
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def publish(site: Site, capsys: pytest.CaptureFixture[str], *extra: str) -> None:
+    code, _, err = run(capsys, "publish", str(site.wheels), "--out", str(site.out),
+                       "--key", site.fingerprint(), *site.pins(), *extra)  # fmt: skip
+    assert code == 0, err
+
+
+def lock_file(site: Site, tmp_path: Path) -> Path:
+    (wheel,) = site.wheels.glob("gamma-*.whl")
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    path = tmp_path / "requirements.txt"
+    path.write_text(f"gamma==0.1 --hash=sha256:{digest}\n")
+    return path
+
+
+def files(root: Path) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in root.rglob("*") if p.is_file()} if root.exists() else {}
+
+
+def served_once(
+    site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> tuple[str, list[str]]:
+    """Check against the served list once (which caches it); return its URL and the flags."""
+    with LoopbackServer(site.out) as server:
+        url = server.url + "sha256sums.txt"
+        flags = ["--list", url, *site.pins()]
+        code, _, err = run(capsys, "check", *flags, str(lock_file(site, tmp_path)))
+        assert code == 0, err
+        assert "cached" not in err
+    return url, flags
+
+
+def test_check_falls_back_to_the_last_verified_list(
+    site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    publish(site, capsys)
+    url, flags = served_once(site, capsys, tmp_path)
+    cache = tmp_path / "cache" / "safepip"
+    (record,) = (cache / "lists").iterdir()
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
+    assert stat.S_IMODE((cache / "lists").stat().st_mode) == 0o700
+    assert stat.S_IMODE(record.stat().st_mode) & 0o077 == 0
+    assert json.loads(record.read_bytes())["list"] == url
+    # The server is gone: check still works, from the cache, and says so.
+    code, out, err = run(capsys, "check", *flags, str(lock_file(site, tmp_path)))
+    assert code == 0, err
+    assert "ok: 1 requirement(s)" in out
+    assert "warning: using the cached list from " in err
+    # Another spelling of the same URL finds the same copy.
+    respelt = ["--list", url.replace("http://", "HTTP://") + "?", "--signature", url + ".asc"]
+    assert run(capsys, "check", *respelt, *site.pins(), str(lock_file(site, tmp_path)))[0] == 0
+
+
+def test_only_check_falls_back(
+    site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    publish(site, capsys)
+    _, flags = served_once(site, capsys, tmp_path)
+    for command in (["verify"], ["install", "--dry-run", "gamma==0.1"]):
+        code, _, err = run(capsys, *command, *flags)
+        assert code == 3, command
+        assert "cached" not in err
+
+
+def test_a_tampered_cached_list_is_refused(
+    site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    publish(site, capsys)
+    url, flags = served_once(site, capsys, tmp_path)
+    (record,) = (tmp_path / "cache" / "safepip" / "lists").iterdir()
+    cached = ListCache(tmp_path / "cache" / "safepip").load(url, max_bytes=1 << 20)
+    assert cached is not None
+    ListCache(tmp_path / "cache" / "safepip").store(
+        url, cached.data + b"# appended\n", cached.signature, now=cached.stored
+    )
+    code, _, err = run(capsys, "check", *flags, str(lock_file(site, tmp_path)))
+    assert code == 3
+    assert "does not match" in err
+    record.write_bytes(b"{not json")
+    code, _, err = run(capsys, "check", *flags, str(lock_file(site, tmp_path)))
+    assert code == 3
+    assert f"cached list {record}: not valid JSON" in err
+
+
+def test_an_expired_cached_list_is_refused(
+    site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    publish(site, capsys)
+    url, flags = served_once(site, capsys, tmp_path)
+    # A genuine list, signed by the pinned key, that expired yesterday.
+    issued = datetime.now(tz=timezone.utc).replace(microsecond=0) - timedelta(days=31)
+    old = site.raw_list(serial=9, issued=issued, lifetime=timedelta(days=30))
+    signature = site.keyring.detach_sign(old, site.fingerprint())
+    cache = ListCache(tmp_path / "cache" / "safepip")
+    cache.store(canonical(url, base_dir=tmp_path), old, signature, now=issued)
+    code, _, err = run(capsys, "check", *flags, str(lock_file(site, tmp_path)))
+    assert code == 3
+    assert "expired" in err
+
+
+def test_a_rolled_back_cached_list_is_refused(
+    site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    publish(site, capsys, "--serial", "1")
+    one = (site.list_path.read_bytes(), site.signature_path.read_bytes())
+    publish(site, capsys, "--serial", "2")
+    url, flags = served_once(site, capsys, tmp_path)
+    ListCache(tmp_path / "cache" / "safepip").store(url, *one, now=datetime.now(tz=timezone.utc))
+    code, _, err = run(capsys, "check", *flags, str(lock_file(site, tmp_path)))
+    assert code == 3
+    assert "serial 1 is lower than serial 2" in err
+
+
+def test_a_refused_check_writes_no_cache(
+    site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    publish(site, capsys)
+    unhashed = tmp_path / "loose.txt"
+    unhashed.write_text("gamma==0.1\n")
+    with LoopbackServer(site.out) as server:
+        code, _, _ = run(capsys, "check", "--list", server.url + "sha256sums.txt",
+                         *site.pins(), str(unhashed))  # fmt: skip
+    assert code == 1
+    assert files(tmp_path / "cache") == {}
+    assert files(tmp_path / "state") == {}
+
+
+def test_a_local_list_is_not_cached(
+    site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    publish(site, capsys)
+    flags = ["--list", str(site.list_path), *site.pins()]
+    assert run(capsys, "check", *flags, str(lock_file(site, tmp_path)))[0] == 0
+    assert files(tmp_path / "cache") == {}
+
+
+def test_an_unsafe_cache_is_refused(tmp_path: Path) -> None:
+    cache = ListCache(tmp_path / "cache")
+    cache.store("https://example.org/x", b"list", b"sig", now=datetime.now(tz=timezone.utc))
+    assert cache.load("https://example.org/x", max_bytes=100) is not None
+    cache.directory.chmod(0o777)
+    with pytest.raises(FetchError, match="writable by group or others"):
+        cache.load("https://example.org/x", max_bytes=100)
+    cache.directory.chmod(0o700)
+    path = cache.path("https://example.org/x")
+    target = tmp_path / "elsewhere.json"
+    path.rename(target)
+    path.symlink_to(target)
+    with pytest.raises(FetchError, match="cached list"):
+        cache.load("https://example.org/x", max_bytes=100)
+    path.unlink()
+    target.rename(cache.path("https://example.org/y"))
+    with pytest.raises(FetchError, match="another list than its name says"):
+        cache.load("https://example.org/y", max_bytes=100)
+
+
+def test_a_cache_that_cannot_be_written_costs_only_a_warning(
+    site: Site,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    publish(site, capsys)
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_bytes(b"")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    with LoopbackServer(site.out) as server:
+        flags = ["--list", server.url + "sha256sums.txt", *site.pins()]
+        code, out, err = run(capsys, "check", *flags, str(lock_file(site, tmp_path)))
+    assert code == 0, err
+    assert "ok: 1 requirement(s)" in out
+    assert "warning: cannot keep a copy of the list for offline use" in err
+    assert (tmp_path / "state").exists()  # the serial was recorded all the same
