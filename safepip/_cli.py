@@ -449,7 +449,7 @@ def _install(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     import shutil  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
 
-    from safepip import bytecode, pip, vet  # noqa: PLC0415
+    from safepip import bytecode, pip, target, vet  # noqa: PLC0415
 
     staging = Path(tempfile.mkdtemp(prefix="safepip-"))  # mkdtemp makes it 0700
     try:
@@ -469,14 +469,31 @@ def _install(args: argparse.Namespace, cfg: Config, out: Output) -> int:
         layout = bytecode.target_layout(
             args.python, args.target, environ=dict(os.environ), log=out.debug
         )
-        pip.install(
-            staging / "wheels",
-            generated,
-            python_target=args.python,
-            target_dir=args.target,
-            environ=dict(os.environ),
-            log=out.debug,
-        )
+        if args.target is None:
+            pip.install(
+                staging / "wheels",
+                generated,
+                python_target=args.python,
+                target_dir=None,
+                environ=dict(os.environ),
+                log=out.debug,
+            )
+        else:
+            # pip installs into an empty folder inside the target, then safepip merges it in.
+            with target.staging(args.target) as place:
+                pip.install(
+                    staging / "wheels",
+                    generated,
+                    python_target=args.python,
+                    target_dir=place.pip_dir,
+                    environ=dict(os.environ),
+                    log=out.debug,
+                )
+                merged = target.merge(place)
+            for warning in merged.warnings:
+                out.warn(warning)
+            for old in merged.old_versions:
+                out.info(f"removed {old} and the files its RECORD names from {args.target}")
         compiled = bytecode.compile_installed(
             [staging / "wheels" / a.filename for a in artifacts],
             layout,

@@ -113,6 +113,15 @@ class PublishError(SafepipError):
     default_hint = "fix the wheel folder or the signing key, then publish again"
 
 
+class TargetError(PipError):
+    """The vetted wheels cannot be merged into the ``--target`` folder (exit 4).
+
+    The message says whether the folder was left unchanged, restored, or half-merged.
+    """
+
+    default_hint = "check the --target folder named above, then run again"
+
+
 class BytecodeError(PipError):
     """Byte-compiling the packages pip just installed failed (exit 4); they stay installed."""
 
