@@ -67,7 +67,8 @@ def collect(wheel_dir: Path) -> dict[str, tuple[str, str | None]]:
 
     Raises:
         PublishError: the folder is missing or empty, holds a symlink or a file that is not a
-            wheel, or a wheel whose METADATA disagrees with its filename.
+            wheel, a wheel whose METADATA disagrees with its filename, or one with a
+            ``Requires-Dist`` that is a direct reference (``name @ URL``).
     """
     if not wheel_dir.is_dir():
         raise PublishError(f"{wheel_dir} is not a folder")
@@ -87,6 +88,16 @@ def collect(wheel_dir: Path) -> dict[str, tuple[str, str | None]]:
             metadata = read_metadata(path)
         except WheelError as exc:
             raise PublishError(str(exc), hint="rebuild the wheel from its vetted source") from None
+        direct = [str(r) for r in metadata.requires_dist if r.url is not None]
+        if direct:
+            # Installing it would make a resolver fetch (and build) whatever that URL serves
+            # today: bytes no list vouches for.
+            raise PublishError(
+                f"{path.name}: Requires-Dist {direct[0]!r} is a direct reference (name @ URL), "
+                "which no signed list can vouch for",
+                hint="rebuild the wheel with a plain requirement (name and version specifier) "
+                "and publish that dependency as a wheel of its own",
+            )
         found[path.name] = (_sha256_file(path), metadata.requires_python)
     if not found:
         raise PublishError(f"{wheel_dir} holds no wheels")

@@ -395,3 +395,17 @@ def test_verbose_shows_the_gpg_command_lines(
     assert all("--homedir" in c and "--no-autostart" in c for c in commands), commands
     code, _, err = verify(site, capsys)
     assert "--status-fd" not in err
+
+
+def test_publish_refuses_a_wheel_with_a_direct_reference_dependency(
+    site: Site, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A signed `Requires-Dist: x @ URL` makes resolvers fetch and build what that URL serves."""
+    make_wheel(site.wheels, "omega", "1.0", requires=("evil @ https://example.org/evil-1.0.tgz",))
+    code, out, err = publish(site, capsys)
+    assert code == 1
+    assert out == ""
+    assert "error: omega-1.0-py3-none-any.whl: Requires-Dist" in err
+    assert "evil@ https://example.org/evil-1.0.tgz" in err or "evil @ https://" in err
+    assert "direct reference" in err and "hint:" in err
+    assert not site.out.exists()
