@@ -121,7 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--out", type=Path, required=True, metavar="DIR")
     publish.add_argument("--key", required=True, metavar="FPR", help="signing key fingerprint")
     publish.add_argument("--expires", default="30d", help="validity, e.g. 30d or 12h")
-    publish.add_argument("--serial", type=int, help="serial (default: last published + 1)")
+    publish.add_argument(
+        "--serial", type=int, help="serial (default: one above the served list's, or the clock)"
+    )
+    publish.add_argument(
+        "--from",
+        dest="served_from",
+        metavar="URL",
+        help="the list now served, for the next serial (default: the configured list)",
+    )
     return parser
 
 
@@ -211,6 +219,9 @@ def _publish(args: argparse.Namespace, cfg: Config, out: Output) -> int:
             f"key {fingerprint} is not pinned in trusted-keys",
             hint="users verify against trusted-keys: add the key there (or pass --trusted-key)",
         )
+    if args.out.is_dir() and publish.finish_interrupted(args.out):
+        out.warn(f"completed the list and signature an interrupted publish left in {args.out}")
+    served = _served(args, cfg, out)
     now = datetime.now(tz=timezone.utc).replace(microsecond=0)
     result = publish.publish(
         args.wheel_dir,
@@ -220,6 +231,7 @@ def _publish(args: argparse.Namespace, cfg: Config, out: Output) -> int:
         expires_in=publish.parse_duration(args.expires),
         max_validity_days=cfg.max_validity_days,
         serial=args.serial,
+        served=served,
         check_names=check_names,
         log=out.debug,
     )
@@ -251,6 +263,38 @@ def _publish(args: argparse.Namespace, cfg: Config, out: Output) -> int:
         }
     )
     return 0
+
+
+def _served(args: argparse.Namespace, cfg: Config, out: Output) -> Any:
+    """The list served now (``--from``, else the configured list), for the next serial."""
+    from safepip import publish  # noqa: PLC0415
+    from safepip.errors import ConfigError  # noqa: PLC0415
+
+    source = args.served_from or cfg.list
+    if not source:
+        out.info("no served list (--from or list) to continue from: the serial is the UTC time")
+        return None
+    if not cfg.key_files or not cfg.trusted_keys:
+        raise ConfigError(
+            f"cannot check the list served at {source}: no key-files or trusted-keys",
+            hint="the next serial comes from the served list; pass --key-file and --trusted-key",
+        )
+    served = publish.read_served(
+        source,
+        f"{source}.asc" if args.served_from else cfg.signature_source(),
+        base_dir=None if args.served_from else cfg.base_dir,
+        key_files=cfg.key_files,
+        trusted=cfg.trusted_keys,
+        max_bytes=cfg.max_list_bytes,
+        cafile=cfg.cert,
+        log=out.debug,
+    )
+    if served is None:
+        out.info(f"nothing is served at {source} yet: the serial is the UTC time")
+    else:
+        serial = "a legacy list" if served.serial is None else f"serial {served.serial}"
+        out.info(f"served now: {source} ({serial})")
+    return served
 
 
 def _report(out: Output, rejections: Sequence[Any]) -> None:

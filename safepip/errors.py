@@ -61,6 +61,10 @@ class FetchError(TrustError):
     default_hint = "check the `list` URL and the network, then run `safepip verify`"
 
 
+class NotFoundError(FetchError):
+    """The source does not exist: HTTP 404 or 410, or no such file (exit 3)."""
+
+
 class SignatureError(TrustError):
     """The signature does not prove the list came from the pinned keys (exit 3)."""
 
