@@ -299,7 +299,8 @@ class Staging:
 
 @dataclass(frozen=True)
 class Merged:
-    """What :func:`merge` did, for the user: warnings and the earlier versions it removed."""
+    """What :func:`merge` did, for the user: warnings and the earlier versions it removed
+    (``.dist-info`` folder names; a reinstalled version is not one)."""
 
     warnings: tuple[str, ...]
     old_versions: tuple[str, ...]
@@ -366,7 +367,9 @@ def merge(place: Staging) -> Merged:
         for d in decided.unrecorded
     ]
     _apply(decided, place)
-    return Merged(tuple(warnings), decided.old_versions)
+    # A reinstall of the same version replaces its .dist-info: not an earlier version.
+    earlier = tuple(d for d in decided.old_versions if PurePosixPath(d) not in staged)
+    return Merged(tuple(warnings), earlier)
 
 
 def _describe(target: Path, replaced: Replaced) -> str:

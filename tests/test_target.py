@@ -114,6 +114,14 @@ def test_old_version_files_go_but_never_outside_or_through_a_symlink() -> None:
     assert P("gamma") in decided.prune
 
 
+def test_an_earlier_version_without_record_loses_only_its_dist_info() -> None:
+    view = Tree({"gamma-0.1.dist-info": "dir", "gamma": "dir", "gamma/old.py": "file"})
+    old = target.Installed("gamma-0.1.dist-info", "gamma", None)
+    decided = target.plan(GAMMA_02, frozenset({"gamma"}), [old], view)
+    assert decided.remove == (P("gamma-0.1.dist-info"),)
+    assert decided.unrecorded == ("gamma-0.1.dist-info",)
+
+
 def test_symlinks_and_stray_files_in_the_way_are_replaced() -> None:
     view = Tree({"gamma": "link", "bin": "file"})
     decided = target.plan(GAMMA_02, frozenset({"gamma"}), [], view)
@@ -241,6 +249,7 @@ def test_the_users_own_folders_and_files_survive(
     assert (folder / "bin" / "gamma-cli").is_file()  # the console script lands beside them
     assert (folder / "tests" / "__init__.py").read_text() == "# shipped by gamma\n"
     assert "warning" not in err  # nothing of the user's was in the way
+    assert "removed" not in err
     assert not [p for p in folder.iterdir() if p.name.startswith(".safepip")]
     assert imported(folder, "import gamma; print(gamma.__version__)") == "0.1"
 
@@ -290,6 +299,7 @@ def test_an_upgrade_leaves_one_dist_info_and_no_old_file(
     code, out, err = install(capsys, folder, index.locked("0.2"))
     assert code == 0, err
     assert "gamma==0.2" in out
+    assert f"removed gamma-0.1.dist-info and the files its RECORD names from {folder}" in err
     assert sorted(p.name for p in folder.glob("*.dist-info")) == ["gamma-0.2.dist-info"]
     assert not (folder / "gamma_compat.py").exists()
     assert not (folder / "tests" / "__init__.py").exists()  # 0.1's, not 0.2's
@@ -304,6 +314,20 @@ def test_an_upgrade_leaves_one_dist_info_and_no_old_file(
     assert imported(folder, "import gamma; print(gamma.__version__)") == "0.2"
     # The vetted files are compiled and recorded, as pip would.
     assert list((folder / "gamma" / "__pycache__").glob("__init__.*.pyc"))
+
+
+@pytest.mark.e2e
+def test_a_reinstall_replaces_a_tampered_file_and_keeps_one_dist_info(
+    index: Index, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    folder = tmp_path / "vendor"
+    assert install(capsys, folder, index.locked("0.1"))[0] == 0
+    (folder / "gamma" / "__init__.py").write_text("__version__ = 'tampered'\n")
+    code, _, err = install(capsys, folder, index.locked("0.1"))
+    assert code == 0, err
+    assert "warning" not in err and "removed" not in err  # its own RECORD named the file
+    assert sorted(p.name for p in folder.glob("*.dist-info")) == ["gamma-0.1.dist-info"]
+    assert imported(folder, "import gamma; print(gamma.__version__)") == "0.1"
 
 
 @pytest.mark.e2e
