@@ -345,6 +345,8 @@ def merge(place: Staging) -> Merged:
         TargetError: a conflict (nothing changed), or a failure part-way (undone; if undoing
             failed too, the message names what is where and ``place.keep`` is set).
     """
+    if not place.pip_dir.is_dir():
+        return Merged((), ())  # pip had nothing to install
     staged = _staged_tree(place.pip_dir)
     names = frozenset(
         _dist_name(p.name)
