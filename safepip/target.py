@@ -383,7 +383,7 @@ def _describe(target: Path, replaced: Replaced) -> str:
             points = ""
         what = f"was a symlink{points}"
     else:
-        what = "was a file that no installed distribution's RECORD names"
+        what = "was a file that no earlier version's RECORD names"
     return f"{where}: {what}; replaced by the vetted {replaced.wanted}"
 
 
