@@ -176,7 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument(
         "--expires", default="30d", type=_duration, help="validity, e.g. 30d or 12h"
     )
-    publish.add_argument("--serial", type=int, help="serial (default: last published + 1)")
+    publish.add_argument(
+        "--serial", type=int, help="serial (default: one above the served list's, or the clock)"
+    )
+    publish.add_argument(
+        "--from",
+        dest="served_from",
+        metavar="URL",
+        help="the list now served, for the next serial (default: the configured list)",
+    )
     return parser
 
 
@@ -298,6 +306,9 @@ def _publish(args: argparse.Namespace, cfg: Config, out: Output) -> int:
             f"key {fingerprint} is not pinned in trusted-keys",
             hint="users verify against trusted-keys: add the key there (or pass --trusted-key)",
         )
+    if args.out.is_dir() and publish.finish_interrupted(args.out):
+        out.warn(f"completed the list and signature an interrupted publish left in {args.out}")
+    served = _served(args, cfg, out)
     now = datetime.now(tz=timezone.utc).replace(microsecond=0)
     result = publish.publish(
         args.wheel_dir,
@@ -307,6 +318,7 @@ def _publish(args: argparse.Namespace, cfg: Config, out: Output) -> int:
         expires_in=args.expires,
         max_validity_days=cfg.max_validity_days,
         serial=args.serial,
+        served=served,
         check_names=check_names,
         log=out.debug,
     )
@@ -338,6 +350,38 @@ def _publish(args: argparse.Namespace, cfg: Config, out: Output) -> int:
         }
     )
     return 0
+
+
+def _served(args: argparse.Namespace, cfg: Config, out: Output) -> Any:
+    """The list served now (``--from``, else the configured list), for the next serial."""
+    from safepip import publish  # noqa: PLC0415
+    from safepip.errors import ConfigError  # noqa: PLC0415
+
+    source = args.served_from or cfg.list
+    if not source:
+        out.info("no served list (--from or list) to continue from: the serial is the UTC time")
+        return None
+    if not cfg.key_files or not cfg.trusted_keys:
+        raise ConfigError(
+            f"cannot check the list served at {source}: no key-files or trusted-keys",
+            hint="the next serial comes from the served list; pass --key-file and --trusted-key",
+        )
+    served = publish.read_served(
+        source,
+        f"{source}.asc" if args.served_from else cfg.signature_source(),
+        base_dir=None if args.served_from else cfg.base_dir,
+        key_files=cfg.key_files,
+        trusted=cfg.trusted_keys,
+        max_bytes=cfg.max_list_bytes,
+        cafile=cfg.cert,
+        log=out.debug,
+    )
+    if served is None:
+        out.info(f"nothing is served at {source} yet: the serial is the UTC time")
+    else:
+        serial = "a legacy list" if served.serial is None else f"serial {served.serial}"
+        out.info(f"served now: {source} ({serial})")
+    return served
 
 
 def _report(out: Output, rejections: Sequence[Any]) -> None:
@@ -537,7 +581,7 @@ def _install(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     import shutil  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
 
-    from safepip import bytecode, pip, vet  # noqa: PLC0415
+    from safepip import bytecode, pip, target, vet  # noqa: PLC0415
 
     staging = Path(tempfile.mkdtemp(prefix="safepip-"))  # mkdtemp makes it 0700
     try:
@@ -558,14 +602,31 @@ def _install(args: argparse.Namespace, cfg: Config, out: Output) -> int:
         layout = bytecode.target_layout(
             args.python, args.target, environ=dict(os.environ), log=out.debug
         )
-        pip.install(
-            staging / "wheels",
-            generated,
-            python_target=args.python,
-            target_dir=args.target,
-            environ=dict(os.environ),
-            log=out.debug,
-        )
+        if args.target is None:
+            pip.install(
+                staging / "wheels",
+                generated,
+                python_target=args.python,
+                target_dir=None,
+                environ=dict(os.environ),
+                log=out.debug,
+            )
+        else:
+            # pip installs into an empty folder inside the target, then safepip merges it in.
+            with target.staging(args.target) as place:
+                pip.install(
+                    staging / "wheels",
+                    generated,
+                    python_target=args.python,
+                    target_dir=place.pip_dir,
+                    environ=dict(os.environ),
+                    log=out.debug,
+                )
+                merged = target.merge(place)
+            for warning in merged.warnings:
+                out.warn(warning)
+            for old in merged.old_versions:
+                out.info(f"removed {old} and the files its RECORD names from {args.target}")
         compiled = bytecode.compile_installed(
             [staging / "wheels" / a.filename for a in artifacts],
             layout,

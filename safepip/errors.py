@@ -61,6 +61,10 @@ class FetchError(TrustError):
     default_hint = "check the `list` URL and the network, then run `safepip verify`"
 
 
+class NotFoundError(FetchError):
+    """The source does not exist: HTTP 404 or 410, or no such file (exit 3)."""
+
+
 class SignatureError(TrustError):
     """The signature does not prove the list came from the pinned keys (exit 3)."""
 
@@ -111,6 +115,15 @@ class PublishError(SafepipError):
 
     exit_code = 1
     default_hint = "fix the wheel folder or the signing key, then publish again"
+
+
+class TargetError(PipError):
+    """The vetted wheels cannot be merged into the ``--target`` folder (exit 4).
+
+    The message says whether the folder was left unchanged, restored, or half-merged.
+    """
+
+    default_hint = "check the --target folder named above, then run again"
 
 
 class BytecodeError(PipError):

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, urljoin, urlsplit
 
 from safepip import __version__
-from safepip.errors import FetchError
+from safepip.errors import FetchError, NotFoundError
 from safepip.files import require_regular
 
 # http.client (with the ssl and email packages it imports) and urllib.request cost ~9 ms at
@@ -276,6 +276,8 @@ def _file_chunks(path: Path, *, max_bytes: int, deadline: float, timeout: float)
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
         fd = os.open(path, flags)
+    except FileNotFoundError as exc:
+        raise NotFoundError(_one_line(f"{path}: cannot open: {exc.strerror or exc}")) from exc
     except OSError as exc:
         raise FetchError(_one_line(f"{path}: cannot open: {exc.strerror or exc}")) from exc
     with os.fdopen(fd, "rb", buffering=0) as file:
@@ -552,7 +554,9 @@ def _redirect_target(current: str, response: http.client.HTTPResponse, redirects
 def _check_response(url: str, response: http.client.HTTPResponse, max_bytes: int) -> None:
     if response.status != 200:
         reason = _one_line(response.reason or "")
-        raise FetchError(f"{url}: HTTP status {response.status} {reason}".rstrip())
+        # 404 and 410 say the server has no such file (a publisher's first list, for one).
+        error = NotFoundError if response.status in (404, 410) else FetchError
+        raise error(f"{url}: HTTP status {response.status} {reason}".rstrip())
     encoding = (response.getheader("Content-Encoding") or "identity").strip().lower()
     if encoding not in ("", "identity"):
         raise FetchError(

@@ -135,9 +135,11 @@ def install(
 
     No index, no dependencies, hashes required (pip re-hashes every wheel: the second, independent
     check), wheels only, no cache, and ``--force-reinstall`` so that an installed copy of the same
-    version is replaced by the vetted wheel rather than accepted unverified. With ``target_dir``,
-    ``--upgrade`` as well: without it pip keeps a package folder that already exists there.
-    No byte-compilation: :mod:`safepip.bytecode` does it afterwards, on every core.
+    version is replaced by the vetted wheel rather than accepted unverified. ``target_dir`` is
+    an empty staging folder (``pip --target`` into it); never the user's ``--target`` folder,
+    where pip would delete or keep whole top-level entries: :mod:`safepip.target` merges the
+    staging folder into it. No byte-compilation: :mod:`safepip.bytecode` does it afterwards,
+    on every core.
 
     Raises:
         UsageError: ``python_target`` is not an executable file.
@@ -160,7 +162,7 @@ def install(
         "--no-compile",
     ]
     if target_dir is not None:
-        argv += ["--target", str(Path(target_dir).absolute()), "--upgrade"]
+        argv += ["--target", str(Path(target_dir).absolute())]
     argv += ["-r", str(Path(requirements_file).absolute())]
     returncode, output = _run(argv, env=scrubbed_environment(environ), timeout=None, log=log)
     if returncode != 0:

@@ -7,34 +7,76 @@ The output folder is what a plain static web server (or ``file://``) serves::
     DIR/<wheel files>         the wheels themselves
     DIR/simple/index.html     the PEP 503 root page
     DIR/simple/<name>/index.html   one page a project, links carrying #sha256=
+
+**The list and its signature change together.** Clients fetch two files, so no plain file
+system operation swaps both at once; what publish guarantees instead:
+
+- the new pair is written and flushed to disk in a private folder first, then renamed whole to
+  ``DIR/.publish-pending`` (the commit point: a complete, signed pair waits there);
+- the two renames into place follow each other at once, with SIGINT, SIGTERM and SIGHUP held
+  back until both are done (an interrupt then takes effect, with the new pair in place);
+- a crash between the two renames (power loss, SIGKILL) leaves the rest of the pair in
+  ``.publish-pending``, and the next ``publish`` completes it before anything else.
+
+An interrupt before the commit point leaves the old pair served and nothing else; a client
+fetching while the pair is swapped can still meet one old and one new file (no static server
+can prevent that), only within the microseconds between two renames.
+
+**Serials survive a clean workspace.** The next serial is one above the highest of the list
+served (read by the caller with :func:`read_served`, signature checked against the pins) and the
+list already in ``DIR``; with no served list to read, it is the UTC time as ``YYYYMMDDHHMMSS``,
+never a restart at 1.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import os
 import re
 import shutil
+import signal
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import FrameType
 from typing import Final
 from urllib.parse import quote
 
 from packaging.utils import canonicalize_name
 
-from safepip import gpg, hashlist
+from safepip import fetch, gpg, hashlist
 from safepip.config import MAX_VALIDITY_DAYS
-from safepip.errors import ListFormatError, PublishError, UsageError
+from safepip.errors import ListFormatError, NotFoundError, PublishError, UsageError
 from safepip.policy import Rejection
 from safepip.wheel import WheelError, read_metadata
 
 LIST_NAME: Final = "sha256sums.txt"
 SIGNATURE_NAME: Final = "sha256sums.txt.asc"
 _DURATION_RE: Final = re.compile(r"([1-9][0-9]*)([dh])")
+#: Where a complete new pair waits between the commit point and its two renames into place.
+PENDING_NAME: Final = ".publish-pending"
+#: The deadline for fetching the served list, and its signature, in seconds.
+_SERVED_DEADLINE: Final = 60.0
+#: The largest serial a list may carry (hashlist accepts at most 18 digits).
+_MAX_SERIAL: Final = 10**18 - 1
+#: Signals held back while the pair is renamed into place.
+_DEFERRED: Final = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+@dataclass(frozen=True)
+class Served:
+    """The list a site serves now: where, its serial (``None``: a legacy list) and projects."""
+
+    source: str
+    serial: int | None
+    names: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -73,7 +115,8 @@ def collect(wheel_dir: Path) -> dict[str, tuple[str, str | None]]:
 
     Raises:
         PublishError: the folder is missing or empty, holds a symlink or a file that is not a
-            wheel, or a wheel whose METADATA disagrees with its filename.
+            wheel, a wheel whose METADATA disagrees with its filename, or one with a
+            ``Requires-Dist`` that is a direct reference (``name @ URL``).
     """
     if not wheel_dir.is_dir():
         raise PublishError(f"{wheel_dir} is not a folder")
@@ -93,6 +136,16 @@ def collect(wheel_dir: Path) -> dict[str, tuple[str, str | None]]:
             metadata = read_metadata(path)
         except WheelError as exc:
             raise PublishError(str(exc), hint="rebuild the wheel from its vetted source") from None
+        direct = [str(r) for r in metadata.requires_dist if r.url is not None]
+        if direct:
+            # Installing it would make a resolver fetch (and build) whatever that URL serves
+            # today: bytes no list vouches for.
+            raise PublishError(
+                f"{path.name}: Requires-Dist {direct[0]!r} is a direct reference (name @ URL), "
+                "which no signed list can vouch for",
+                hint="rebuild the wheel with a plain requirement (name and version specifier) "
+                "and publish that dependency as a wheel of its own",
+            )
         found[path.name] = (_sha256_file(path), metadata.requires_python)
     if not found:
         raise PublishError(f"{wheel_dir} holds no wheels")
@@ -124,6 +177,92 @@ def previous_serial(out_dir: Path) -> tuple[int, frozenset[str]]:
             hint="the next serial must be above the last one published; repair or pass --serial",
         ) from None
     return parsed.header.serial or 0, parsed.names()
+
+
+def read_served(
+    list_source: str,
+    signature_source: str,
+    *,
+    base_dir: Path | None,
+    key_files: Sequence[Path],
+    trusted: Sequence[str],
+    max_bytes: int,
+    cafile: str | None,
+    log: Callable[[str], None] | None = None,
+) -> Served | None:
+    """The list served at ``list_source``, its signature checked; ``None`` if nothing is there.
+
+    One good signature by a pinned key is enough (a site between the publisher's signature and
+    a co-signer's holds one): the serial read here only ever raises the next one. Freshness is
+    not judged: republishing after the list expired is what a publisher must be able to do.
+
+    Raises:
+        FetchError: the list or signature cannot be fetched (other than not existing).
+        SignatureError, ConfigError: no pinned key signed it, a signature is bad, or the key
+            files cannot be read.
+        ListFormatError: the served list is malformed.
+    """
+    try:
+        data = fetch.fetch_bytes(
+            list_source, base_dir=base_dir, max_bytes=max_bytes, timeout=_SERVED_DEADLINE,
+            cafile=cafile,
+        )  # fmt: skip
+    except NotFoundError:
+        return None
+    signature = fetch.fetch_bytes(
+        signature_source, base_dir=base_dir, max_bytes=max_bytes, timeout=_SERVED_DEADLINE,
+        cafile=cafile,
+    )  # fmt: skip
+    gpg.verify(
+        data,
+        signature,
+        key_files=key_files,
+        trusted=trusted,
+        threshold=1,
+        source=signature_source,
+        log=log,
+    )
+    parsed = hashlist.parse(data, require_freshness=False, max_bytes=max_bytes)
+    return Served(list_source, parsed.header.serial, parsed.names())
+
+
+def clock_serial(now: datetime) -> int:
+    """``now`` in UTC as the integer ``YYYYMMDDHHMMSS`` (readable, and rising with time)."""
+    return int(now.astimezone(timezone.utc).strftime("%Y%m%d%H%M%S"))
+
+
+def next_serial(*, requested: int | None, local: int, served: Served | None, now: datetime) -> int:
+    """The serial of the list about to be published (pure).
+
+    Above both the list served and the one in the output folder (``local``, 0 if none): one
+    above the higher when a served list was read, else at least the clock
+    (:func:`clock_serial`). ``requested`` (``--serial``) wins when it is above both.
+
+    Raises:
+        PublishError: ``requested`` is not above them, or the serial would exceed 18 digits.
+    """
+    served_serial = served.serial if served is not None and served.serial is not None else 0
+    floor = max(local, served_serial)
+    if requested is not None:
+        if requested <= floor:
+            where = (
+                f"the serial {served_serial} served at {served.source}"
+                if served is not None and served_serial >= local
+                else f"the last published serial {local}"
+            )
+            raise PublishError(
+                f"serial {requested} is not above {where}",
+                hint="clients refuse a serial they have seen before: use a higher --serial, "
+                "or leave it out",
+            )
+        chosen = requested
+    elif served is not None and served.serial is not None:
+        chosen = floor + 1
+    else:
+        chosen = max(floor + 1, clock_serial(now))
+    if chosen > _MAX_SERIAL:
+        raise PublishError(f"serial {chosen} has more than 18 digits; clients would refuse it")
+    return chosen
 
 
 def render_index(files: Mapping[str, tuple[str, str | None]]) -> dict[str, str]:
@@ -175,11 +314,95 @@ def _write_atomically(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())  # on disk before any list that names it is
         Path(temp).chmod(0o644)  # served files must be world-readable; mkstemp makes them 0600
         Path(temp).replace(path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the renames in ``folder`` durable (where the platform can)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP back until the block ends, then deliver them.
+
+    Python handlers run only in the main thread, so only there can they be swapped; in another
+    thread the block runs as is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def hold(number: int, frame: FrameType | None) -> None:
+        caught.append(number)
+
+    previous = {number: signal.signal(number, hold) for number in _DEFERRED}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
+        for number in dict.fromkeys(caught):
+            signal.raise_signal(number)
+
+
+def finish_interrupted(out_dir: Path) -> bool:
+    """Move a committed pair left in ``out_dir/.publish-pending`` into place; ``True`` if any.
+
+    Signature first, list last, one right after the other with signals held back.
+
+    Raises:
+        PublishError: the pair cannot be moved into place.
+    """
+    pending = out_dir / PENDING_NAME
+    if pending.is_symlink() or not pending.is_dir():
+        return False
+    try:
+        with _signals_deferred():
+            for name in (SIGNATURE_NAME, LIST_NAME):
+                if (pending / name).is_file():
+                    (pending / name).replace(out_dir / name)
+            _fsync_folder(out_dir)
+            pending.rmdir()
+    except OSError as exc:
+        raise PublishError(
+            f"cannot move the signed list waiting in {pending} into place: {exc}",
+            hint=f"move {LIST_NAME} and {SIGNATURE_NAME} from there into {out_dir} by hand",
+        ) from exc
+    return True
+
+
+def _commit_pair(out_dir: Path, data: bytes, signature: bytes) -> None:
+    """Write the list and its signature so that both or neither take effect (see above)."""
+    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".publish-"))
+    try:
+        _write_atomically(staging / SIGNATURE_NAME, signature)
+        _write_atomically(staging / LIST_NAME, data)
+        staging.chmod(0o755)
+        _fsync_folder(staging)
+        staging.rename(out_dir / PENDING_NAME)  # the commit point
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise PublishError(
+            f"cannot write the list into {out_dir}: {exc}; the list served there is unchanged"
+        ) from exc
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _fsync_folder(out_dir)
+    finish_interrupted(out_dir)
 
 
 def _write_index(out_dir: Path, pages: Mapping[str, str]) -> None:
@@ -214,15 +437,18 @@ def publish(
     expires_in: timedelta,
     max_validity_days: int,
     serial: int | None = None,
+    served: Served | None = None,
     gnupghome: Path | None = None,
     check_names: Callable[[Iterable[str]], list[Rejection]] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> Published:
     """Hash ``wheel_dir``, then write and sign the list and the index in ``out_dir``.
 
-    Nothing is written until every check has passed and the signature exists. ``check_names``
-    judges the project names this list *adds* (the typosquat check); any rejection refuses.
-    ``log`` sees the gpg command lines.
+    Nothing is written until every check has passed and the signature exists; a pair left by
+    an interrupted publish is completed first. The serial is :func:`next_serial` of ``serial``
+    (``--serial``), the list in ``out_dir`` and ``served`` (the list the site serves now, from
+    :func:`read_served`). ``check_names`` judges the project names this list *adds* to both
+    (the typosquat check); any rejection refuses. ``log`` sees the gpg command lines.
 
     Raises:
         PublishError: bad folder, serial not above the last, expiry beyond the maximum, a
@@ -233,13 +459,12 @@ def publish(
             f"--expires {expires_in.days}d is beyond max-validity-days ({max_validity_days})"
         )
     files = collect(wheel_dir)
+    if out_dir.is_dir():
+        finish_interrupted(out_dir)
     last, old_names = previous_serial(out_dir)
-    next_serial = last + 1 if serial is None else serial
-    if next_serial <= last:
-        raise PublishError(
-            f"serial {next_serial} is not above the last published serial {last}",
-            hint="clients refuse a serial they have seen before: use a higher --serial",
-        )
+    if served is not None:
+        old_names |= served.names
+    chosen = next_serial(requested=serial, local=last, served=served, now=now)
     if check_names is not None:
         added = sorted({_project(f) for f in files} - old_names)
         problems = check_names(added)
@@ -253,7 +478,7 @@ def publish(
     try:
         data = hashlist.serialise(
             {name: digest for name, (digest, _) in files.items()},
-            serial=next_serial,
+            serial=chosen,
             issued=now,
             expires=now + expires_in,
         )
@@ -268,13 +493,12 @@ def publish(
         if source.resolve() != target.resolve():
             _write_atomically(target, source.read_bytes())
     _write_index(out_dir, render_index(files))
-    _write_atomically(out_dir / SIGNATURE_NAME, signature)
-    _write_atomically(out_dir / LIST_NAME, data)
+    _commit_pair(out_dir, data, signature)
     projects = {_project(name) for name in files}
     return Published(
         out_dir / LIST_NAME,
         out_dir / SIGNATURE_NAME,
-        next_serial,
+        chosen,
         now,
         now + expires_in,
         len(files),

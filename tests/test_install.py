@@ -72,7 +72,7 @@ def index(tmp_path: Path, keyring: Keyring, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("GNUPGHOME", str(keyring.home))
     site = make_site(tmp_path, keyring, WHEELS)
     make_wheel(site.wheels, "delta", "1.0", extras=DELTA_EXTRAS)
-    with published_and_served(site, monkeypatch) as (server, client, venv):
+    with published_and_served(site, monkeypatch, "--serial", "1") as (server, client, venv):
         yield Index(site, server, client, venv)
 
 

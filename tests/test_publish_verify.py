@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -12,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from safepip import publish as publish_module
 from safepip._cli import main
 from tests.keys import Keyring
 from tests.server import LoopbackServer
@@ -58,11 +62,17 @@ def state_files(tmp_path: Path) -> dict[str, bytes]:
 def test_publish_writes_list_signature_and_index(
     site: Site, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    before = publish_module.clock_serial(datetime.now(tz=timezone.utc))
     code, out, err = publish(site, capsys)
     assert code == 0, err
-    assert "published 3 wheels of 3 projects, serial 1" in out
+    # No served list to continue from: the serial is the UTC time, never a restart at 1.
+    assert "the serial is the UTC time" in err
+    match = re.search(r"published 3 wheels of 3 projects, serial (\d+),", out)
+    assert match is not None, out
+    serial = int(match[1])
+    assert before <= serial <= publish_module.clock_serial(datetime.now(tz=timezone.utc))
     text = site.list_path.read_text()
-    assert text.startswith("# safepip-list: 1\n# serial: 1\n")
+    assert text.startswith(f"# safepip-list: 1\n# serial: {serial}\n")
     assert "alpha-1.0-py3-none-any.whl" in text
     page = (site.out / "simple" / "alpha" / "index.html").read_text()
     assert 'href="../../alpha-1.0-py3-none-any.whl#sha256=' in page
@@ -93,7 +103,7 @@ def test_plain_pip_uses_the_published_index(
 def test_verify_over_http_prints_signers_serial_expiry_and_count(
     site: Site, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert publish(site, capsys)[0] == 0
+    assert publish(site, capsys, "--serial", "1")[0] == 0
     with LoopbackServer(site.out) as server:
         code, out, err = run(
             capsys, "verify", "--list", server.url + "sha256sums.txt", *site.pins()
@@ -144,12 +154,12 @@ def test_json_error_document(site: Site, capsys: pytest.CaptureFixture[str]) -> 
 def test_serial_must_rise_and_rollback_is_refused(
     site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    assert publish(site, capsys)[0] == 0
+    assert publish(site, capsys, "--serial", "1")[0] == 0
     old_list, old_sig = site.list_path.read_bytes(), site.signature_path.read_bytes()
     code, _, err = publish(site, capsys, "--serial", "1")
     assert code == 1
     assert "serial 1 is not above the last published serial 1" in err
-    assert publish(site, capsys)[0] == 0
+    assert publish(site, capsys, "--serial", "2")[0] == 0
     assert verify(site, capsys)[0] == 0
     before = state_files(tmp_path)
     site.list_path.write_bytes(old_list)
@@ -374,7 +384,7 @@ def test_newcomer_flow_with_python_http_server(
         cmd = [sys.executable, "-m", "safepip", "verify", "--list", url, *site.pins()]
         ok = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         assert ok.returncode == 0, ok.stderr
-        assert "serial:   1" in ok.stdout
+        assert re.search(r"serial:   \d{14}\n", ok.stdout), ok.stdout
         data = site.list_path.read_text()
         site.list_path.write_text(data.replace("alpha", "alphb", 1))
         bad = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
@@ -580,3 +590,137 @@ def test_a_huge_warn_expiry_days_warns_without_an_internal_error(
     code, _, err = run(capsys, "verify", "--config", str(config))
     assert code == 0, err
     assert "expires in" in err
+
+
+def test_publish_refuses_a_wheel_with_a_direct_reference_dependency(
+    site: Site, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A signed `Requires-Dist: x @ URL` makes resolvers fetch and build what that URL serves."""
+    make_wheel(site.wheels, "omega", "1.0", requires=("evil @ https://example.org/evil-1.0.tgz",))
+    code, out, err = publish(site, capsys)
+    assert code == 1
+    assert out == ""
+    assert "error: omega-1.0-py3-none-any.whl: Requires-Dist" in err
+    assert "evil@ https://example.org/evil-1.0.tgz" in err or "evil @ https://" in err
+    assert "direct reference" in err and "hint:" in err
+    assert not site.out.exists()
+
+
+def test_an_interrupt_between_the_signature_and_the_list_waits_for_both(
+    site: Site, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert publish(site, capsys, "--serial", "1")[0] == 0
+    make_wheel(site.wheels, "delta", "1.0")
+    real = os.replace
+
+    def interrupt_after_the_first(source: object, destination: object) -> None:
+        real(source, destination)  # type: ignore[arg-type]
+        if Path(str(destination)) in (site.signature_path, site.list_path):
+            monkeypatch.setattr(os, "replace", real)
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C right after one of the pair is in place
+
+    monkeypatch.setattr(os, "replace", interrupt_after_the_first)
+    code, _, err = publish(site, capsys, "--serial", "2")
+    assert code == 130, err
+    assert "interrupted" in err
+    # The interrupt took effect once both were in place: clients see a matching pair.
+    code, out, err = verify(site, capsys)
+    assert code == 0, err
+    assert "serial:   2" in out and "entries:  4" in out
+    assert not (site.out / publish_module.PENDING_NAME).exists()
+
+
+def test_a_publish_killed_between_the_renames_is_completed_by_the_next(
+    site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert publish(site, capsys, "--serial", "1")[0] == 0
+    make_wheel(site.wheels, "delta", "1.0")
+    argv = ["publish", str(site.wheels), "--out", str(site.out), "--key", site.fingerprint(),
+            *site.pins(), "--serial", "2"]  # fmt: skip
+    crash = (
+        "import os, sys\n"
+        "from safepip._cli import main\n"
+        "real = os.replace\n"
+        "def replace(source, destination):\n"
+        "    real(source, destination)\n"
+        f"    if str(destination) == {str(site.signature_path)!r}:\n"
+        "        os._exit(9)  # power lost: nothing runs after the first rename\n"
+        "os.replace = replace\n"
+        f"sys.exit(main({argv!r}))\n"
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", crash], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert killed.returncode == 9, killed.stderr
+    assert verify(site, capsys)[0] == 3  # the one window no static site can close
+    assert (site.out / publish_module.PENDING_NAME / "sha256sums.txt").is_file()
+    # The next publish completes the pair first, then continues from it (serial 2, served here).
+    code, out, err = publish(site, capsys, "--from", str(site.list_path))
+    assert code == 0, err
+    assert "completed the list and signature an interrupted publish left" in err
+    assert "served now: " in err and "(serial 2)" in err
+    assert "serial 3," in out
+    code, out, err = verify(site, capsys)
+    assert code == 0, err
+    assert "serial:   3" in out
+    assert not (site.out / publish_module.PENDING_NAME).exists()
+
+
+def test_a_ci_publish_from_an_empty_folder_continues_the_served_serial(
+    site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert publish(site, capsys, "--serial", "41")[0] == 0
+    make_wheel(site.wheels, "delta", "1.0")
+    with LoopbackServer(site.out) as server:
+        url = server.url + "sha256sums.txt"
+        client = ["--list", url, *site.pins()]
+        assert run(capsys, "verify", *client)[0] == 0  # this client has seen serial 41
+        argv = ["publish", str(site.wheels), "--key", site.fingerprint(), *site.pins()]
+        for number, flags in enumerate((["--from", url], ["--list", url])):
+            workspace = tmp_path / f"ci-{number}"  # a clean checkout: no earlier list in --out
+            code, out, err = run(capsys, *argv, "--out", str(workspace), *flags)
+            assert code == 0, err
+            assert f"served now: {url} (serial {41 + number})" in err
+            assert f"serial {42 + number}," in out
+            shutil.copytree(workspace, site.out, dirs_exist_ok=True)  # deploy
+            code, out, err = run(capsys, "verify", *client)
+            assert code == 0, err
+            assert f"serial:   {42 + number}" in out
+
+
+def test_an_explicit_serial_must_be_above_the_served_one(
+    site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert publish(site, capsys, "--serial", "41")[0] == 0
+    workspace = tmp_path / "ci"
+    argv = ["publish", str(site.wheels), "--key", site.fingerprint(), *site.pins()]
+    served = ["--out", str(workspace), "--from", str(site.list_path)]
+    code, _, err = run(capsys, *argv, *served, "--serial", "41")
+    assert code == 1
+    assert f"serial 41 is not above the serial 41 served at {site.list_path}" in err
+    assert not workspace.exists()
+    code, out, err = run(capsys, *argv, *served, "--serial", "50")
+    assert code == 0, err
+    assert "serial 50," in out
+
+
+def test_a_served_list_that_does_not_verify_refuses_and_nothing_served_uses_the_clock(
+    site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    argv = ["publish", str(site.wheels), "--key", site.fingerprint(), *site.pins()]
+    with LoopbackServer(tmp_path / "empty-site") as server:
+        (tmp_path / "empty-site").mkdir()
+        code, out, err = run(
+            capsys, *argv, "--out", str(tmp_path / "first"), "--from", server.url + "x.txt"
+        )
+    assert code == 0, err
+    assert "nothing is served at" in err and "the serial is the UTC time" in err
+    assert re.search(r"serial \d{14},", out), out
+    assert publish(site, capsys, "--serial", "41")[0] == 0
+    site.list_path.write_bytes(site.list_path.read_bytes().replace(b"serial: 41", b"serial: 99"))
+    code, out, err = run(
+        capsys, *argv, "--out", str(tmp_path / "ci"), "--from", str(site.list_path)
+    )
+    assert code == 3
+    assert "does not match" in err
+    assert not (tmp_path / "ci").exists()
