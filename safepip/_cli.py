@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -348,7 +351,12 @@ def _resolve(
         if rejections:
             return [], rejections, True
         urls = vet.locate(
-            [e for e, _ in planned], index_url=cfg.index(), cafile=cfg.cert, base_dir=cfg.base_dir
+            [e for e, _ in planned],
+            index_url=cfg.index(),
+            cafile=cfg.cert,
+            base_dir=cfg.base_dir,
+            proxies=cfg.proxies,
+            log=out.debug,
         )
         artifacts = [
             vet.Artifact(e.name, e.version, e.filename, e.sha256, urls[e.filename], extras)
@@ -363,7 +371,9 @@ def _resolve(
     request.write_text("".join(f"{line.requirement}\n" for line in lines), encoding="utf-8")
     # pip resolves against a loopback view that offers only listed wheels, so an unvetted
     # file beside vetted ones on the real index is never a candidate.
-    with vetted_index(listed, cfg.index(), cafile=cfg.cert, base_dir=cfg.base_dir) as view:
+    with vetted_index(
+        listed, cfg.index(), cafile=cfg.cert, base_dir=cfg.base_dir, proxies=cfg.proxies
+    ) as view:
         try:
             resolved = pip.resolve(
                 request,
@@ -428,7 +438,12 @@ def _vet(
     wheels.mkdir(mode=0o700)
     with out.progress_bar("downloading", len(artifacts)) as advance:
         problems = vet.download_all(
-            artifacts, wheels, cafile=cfg.cert, timeout=args.timeout, advance=advance
+            artifacts,
+            wheels,
+            cafile=cfg.cert,
+            timeout=args.timeout,
+            advance=advance,
+            proxies=cfg.proxies,
         )
     # A refused download leaves a hole in the closure; judging it would only add noise.
     problems += vet.check_wheels(artifacts, wheels, closure=locked and not problems)
@@ -614,6 +629,43 @@ HANDLERS: dict[str, Handler] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run safepip with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+    with _first_interrupt_only():
+        return _main(argv)
+
+
+@contextlib.contextmanager
+def _first_interrupt_only() -> Iterator[None]:
+    """Ctrl-C raises ``KeyboardInterrupt`` once; later ones are ignored while the run cleans up.
+
+    The first interrupt starts the clean-up (downloads cancelled, partial files and the staging
+    folder removed, pip's session stopped); a second, impatient one would cut it short and print
+    a traceback. The clean-up is bounded (a few seconds at most), so nothing waits on it for long.
+    After an interrupt SIGINT stays ignored: the process is ending, and Python's finalisation
+    would otherwise restore the default action and let a late Ctrl-C kill it half-way. Only in
+    the main thread, and only where Python's own handler is in place.
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    interrupted = False
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        nonlocal interrupted
+        if not interrupted:
+            interrupted = True
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN if interrupted else signal.default_int_handler)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     environ = dict(os.environ)
     out = Output(no_color_env="NO_COLOR" in environ)
     try:

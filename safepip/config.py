@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from safepip.errors import ConfigError
+from safepip.fetch import Proxies
 from safepip.gpg import normalise_fingerprint
 
 if sys.version_info >= (3, 11):
@@ -68,6 +69,8 @@ class Config:
     popular_names: Path | None = None
     base_dir: Path = field(default_factory=Path.cwd)
     source: str = "defaults"
+    #: https_proxy / no_proxy of the environment, for safepip's own fetches (DESIGN.md §3).
+    proxies: Proxies = field(default_factory=Proxies)
 
     def list_source(self) -> str:
         """The list's URL or path.
@@ -285,4 +288,4 @@ def load(
     if merged.get("cert") is not None:
         merged["cert"] = str(merged["cert"])
     fields = {key.replace("-", "_"): value for key, value in merged.items()}
-    return Config(source=source, **fields)
+    return Config(source=source, proxies=Proxies.from_environ(environ), **fields)

@@ -35,6 +35,7 @@ class _View:
     index_url: str
     cafile: str | None
     base_dir: Path
+    proxies: fetch.Proxies | None = None
     missing: set[str] = field(default_factory=set)
     failures: list[SafepipError] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -46,25 +47,28 @@ class _View:
             with self.lock:
                 self.missing.add(name)
             return None
-        url = fetch.join_url(self.index_url, f"{name}/")
+        # Every failure is recorded for the caller: one escaping would kill this handler thread
+        # and print its traceback on the user's terminal.
+        links = []
         try:
+            url = fetch.join_url(self.index_url, f"{name}/")
             text = fetch.fetch_bytes(
                 url,
                 base_dir=self.base_dir,
                 max_bytes=_MAX_PAGE_BYTES,
                 timeout=_PAGE_DEADLINE,
                 cafile=self.cafile,
+                proxies=self.proxies,
             ).decode("utf-8", errors="replace")
+            offered = index.file_links(text, url)
+            for entry in wheels:
+                if entry.filename in offered:
+                    href = html.escape(fetch.join_url(url, offered[entry.filename]))
+                    links.append(f'<a href="{href}">{html.escape(entry.filename)}</a>')
         except SafepipError as exc:
             with self.lock:
                 self.failures.append(exc)
             return None
-        offered = index.file_links(text, url)
-        links = []
-        for entry in wheels:
-            if entry.filename in offered:
-                href = html.escape(fetch.join_url(url, offered[entry.filename]))
-                links.append(f'<a href="{href}">{html.escape(entry.filename)}</a>')
         body = "<br>\n".join(links)
         return f"<!DOCTYPE html>\n<html><body>\n{body}\n</body></html>\n".encode()
 
@@ -109,10 +113,15 @@ class VettedIndex:
 
 @contextmanager
 def vetted_index(
-    listed: HashList, index_url: str, *, cafile: str | None, base_dir: Path
+    listed: HashList,
+    index_url: str,
+    *,
+    cafile: str | None,
+    base_dir: Path,
+    proxies: fetch.Proxies | None = None,
 ) -> Iterator[VettedIndex]:
     """Serve the filtered view on 127.0.0.1 for the duration of the block, then stop it."""
-    view = _View(listed, index_url, cafile, base_dir)
+    view = _View(listed, index_url, cafile, base_dir, proxies)
     server = _Server(view)
     thread = threading.Thread(target=server.serve_forever, name="safepip-index", daemon=True)
     thread.start()
