@@ -18,12 +18,20 @@ What it measures
         -r locked.txt`` (safepip run from this interpreter, the dev venv)
     (c) (a) with ``--no-compile``: how much of pip's time is byte-compilation.
 
+    With ``--loose`` the request is the 14 project names above, unpinned (``loose.txt``), so
+    the resolver path is timed instead of the lock file: (a) plain pip resolving them against
+    the loopback index, (b) ``safepip install -r loose.txt`` of this checkout (in-process
+    resolution over vetted metadata), and, with ``--baseline DIR``, (d) the same command run
+    from another checkout of safepip (``PYTHONPATH=DIR``; e.g. ``git worktree add /tmp/base
+    e21933d`` for the pip ``--dry-run`` resolver that this one replaced).
+
     Every pip call runs with ``PIP_*`` variables removed and ``PIP_CONFIG_FILE=os.devnull``;
     safepip's trust state goes to the scratch folder. After each run the venv must hold the 55
     projects at the locked versions.
 
 How to run
-    ``/work/.venv-dev/bin/python benchmarks/bench_install.py [--rounds 5] [--cache DIR]``
+    ``.venv/bin/python benchmarks/bench_install.py [--rounds 5] [--cache DIR]
+    [--loose [--baseline DIR]]``
     The first run needs PyPI (``pip download``); later runs are offline but for 127.0.0.1.
     Needs gpg and gpgconf on PATH. Leaves nothing behind but the wheel cache.
 
@@ -140,6 +148,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--loose", action="store_true", help="time the resolver path")
+    parser.add_argument("--baseline", type=Path, help="another safepip checkout to compare")
     args = parser.parse_args()
 
     wheels = ensure_cache(args.cache)
@@ -152,6 +162,9 @@ def main() -> None:
         client.mkdir()
         lock = client / "locked.txt"
         pins = write_lock(wheels, lock)
+        if args.loose:
+            lock = client / "loose.txt"
+            lock.write_text("".join(f"{p}\n" for p in PROJECTS), encoding="utf-8")
         with LoopbackServer(site) as server:
             config = write_config(
                 client / "safepip.toml", list_url=server.url + "sha256sums.txt", key=key
@@ -160,21 +173,29 @@ def main() -> None:
             pip_env = clean_env()
             safepip_env = clean_env(XDG_STATE_HOME=str(root / "state"))
 
+            hashes = [] if args.loose else ["--require-hashes"]
+
             def pip_install(python: Path, *extra: str) -> tuple[list[str], dict[str, str]]:
                 argv = [str(python), "-m", "pip", "install", "--isolated", "--no-cache-dir"]
-                argv += ["--require-hashes", *extra, "--index-url", index, "-r", str(lock)]
+                argv += [*hashes, *extra, "--index-url", index, "-r", str(lock)]
                 return argv, pip_env
 
-            def safepip_install(python: Path) -> tuple[list[str], dict[str, str]]:
+            def safepip_install(
+                python: Path, checkout: Path | None = None
+            ) -> tuple[list[str], dict[str, str]]:
                 argv = [sys.executable, "-m", "safepip", "install", "--python", str(python)]
                 argv += ["-q", "--config", str(config), "-r", str(lock)]
-                return argv, safepip_env
+                if checkout is None:
+                    return argv, safepip_env
+                return argv, {**safepip_env, "PYTHONPATH": str(checkout.resolve())}
 
             variants = {
                 "pip": pip_install,
                 "safepip": safepip_install,
                 "pip --no-compile": lambda python: pip_install(python, "--no-compile"),
             }
+            if args.baseline is not None:
+                variants["safepip baseline"] = lambda python: safepip_install(python, args.baseline)
             names = list(variants)
             samples: dict[str, list[float]] = {name: [] for name in names}
             for number in range(args.rounds):
@@ -192,8 +213,16 @@ def main() -> None:
                     shutil.rmtree(root / f"venv-{i}")
             assert not server.errors, server.errors
 
+    report(samples, names, wheels, args)
+
+
+def report(
+    samples: dict[str, list[float]], names: list[str], wheels: list[Path], args: argparse.Namespace
+) -> None:
+    """The table and the ratios, each a median of per-round ratios."""
+    what = "loosely requested" if args.loose else "locked"
     print_table(
-        f"install {len(wheels)} locked wheels into a fresh venv (index on 127.0.0.1)",
+        f"install {len(wheels)} {what} wheels into a fresh venv (index on 127.0.0.1)",
         [(name, samples[name]) for name in names],
         unit="s",
     )
@@ -211,6 +240,14 @@ def main() -> None:
         f"byte-compilation share of plain pip's time: {median(compile_share) * 100:.0f}% "
         f"(1 - (c)/(a), median of rounds)"
     )
+    if "safepip baseline" in samples:
+        against = [
+            s / b for s, b in zip(samples["safepip"], samples["safepip baseline"], strict=True)
+        ]
+        print(
+            f"safepip / safepip at {args.baseline}, median of per-round ratios: "
+            f"{statistics.median(against):.2f} (rounds: {', '.join(f'{r:.2f}' for r in against)})"
+        )
 
 
 if __name__ == "__main__":

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
+import signal
 import sys
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -486,7 +489,12 @@ def _resolve(
         if rejections:
             return [], rejections, True
         urls = vet.locate(
-            [e for e, _ in planned], index_url=cfg.index(), cafile=cfg.cert, base_dir=cfg.base_dir
+            [e for e, _ in planned],
+            index_url=cfg.index(),
+            cafile=cfg.cert,
+            base_dir=cfg.base_dir,
+            proxies=cfg.proxies,
+            log=out.debug,
         )
         artifacts = [
             vet.Artifact(e.name, e.version, e.filename, e.sha256, urls[e.filename], extras)
@@ -502,7 +510,9 @@ def _resolve(
         cafile=cfg.cert,
         base_dir=cfg.base_dir,
         timeout=args.timeout,
+        proxies=cfg.proxies,
         on_download=lambda entry: out.debug(f"fetched and hash-checked {entry.filename}"),
+        log=out.debug,
     ) as store:
         try:
             resolution, rejections = resolve.resolve(
@@ -557,7 +567,12 @@ def _vet(
     wheels.mkdir(mode=0o700)
     with out.progress_bar("downloading", len(artifacts)) as advance:
         problems = vet.download_all(
-            artifacts, wheels, cafile=cfg.cert, timeout=args.timeout, advance=advance
+            artifacts,
+            wheels,
+            cafile=cfg.cert,
+            timeout=args.timeout,
+            advance=advance,
+            proxies=cfg.proxies,
         )
     # A refused download leaves a hole in the closure; judging it would only add noise.
     target = interpreter.describe(getattr(args, "python", None))
@@ -794,6 +809,43 @@ def _format_in(argv: Sequence[str]) -> Literal["text", "json"]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run safepip with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+    with _first_interrupt_only():
+        return _main(argv)
+
+
+@contextlib.contextmanager
+def _first_interrupt_only() -> Iterator[None]:
+    """Ctrl-C raises ``KeyboardInterrupt`` once; later ones are ignored while the run cleans up.
+
+    The first interrupt starts the clean-up (downloads cancelled, partial files and the staging
+    folder removed, pip's session stopped); a second, impatient one would cut it short and print
+    a traceback. The clean-up is bounded (a few seconds at most), so nothing waits on it for long.
+    After an interrupt SIGINT stays ignored: the process is ending, and Python's finalisation
+    would otherwise restore the default action and let a late Ctrl-C kill it half-way. Only in
+    the main thread, and only where Python's own handler is in place.
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    interrupted = False
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        nonlocal interrupted
+        if not interrupted:
+            interrupted = True
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN if interrupted else signal.default_int_handler)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     environ = dict(os.environ)
     argv = list(sys.argv[1:] if argv is None else argv)
     # Known before argparse runs, so that a usage error of a JSON run is a JSON document too.

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from safepip.errors import ConfigError
+from safepip.fetch import Proxies
 from safepip.files import RegularFile, read_regular
 from safepip.gpg import normalise_fingerprint
 
@@ -84,6 +85,8 @@ class Config:
     warn_expiry_days: int = 7
     base_dir: Path = field(default_factory=Path.cwd)
     source: str = "defaults"
+    #: https_proxy / no_proxy of the environment, for safepip's own fetches (DESIGN.md §3).
+    proxies: Proxies = field(default_factory=Proxies)
 
     def list_source(self) -> str:
         """The list's URL or path.
@@ -439,4 +442,4 @@ def load(
     if merged.get("cert") is not None:
         merged["cert"] = str(merged["cert"])
     fields = {key.replace("-", "_"): value for key, value in merged.items()}
-    return Config(source=source, **fields)
+    return Config(source=source, proxies=Proxies.from_environ(environ), **fields)

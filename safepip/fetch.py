@@ -11,7 +11,8 @@ Rules kept for every URL, including redirect targets and links on index pages:
   or ``cafile``); never a fallback to an unverified or plain connection.
 - ``http://`` only to a loopback host (``127.0.0.0/8``, ``::1``, ``localhost``), checked before
   connecting; meant for tests and local mirrors.
-- ``file://`` URLs and plain paths: regular files only.
+- ``file://`` URLs and plain paths: regular files only; a folder stands for its
+  ``index.html``, as a static web server answers (a ``file://`` index's project pages).
 - Any other scheme, and URLs with credentials in them, are refused.
 - Redirects: at most 5, same scheme and same host and port only.
 - Only status 200 is success; ``Content-Encoding`` other than identity is refused (a gzip bomb is
@@ -20,14 +21,26 @@ Rules kept for every URL, including redirect targets and links on index pages:
 Every failure raises :class:`~safepip.errors.FetchError` with a one-line message that names the
 URL or path; low-level exceptions are chained with ``from`` for ``-v``.
 
+Calls made from worker threads take a ``cancel`` event: every blocking step (connecting, the
+TLS handshake, each read) waits at most :data:`CANCEL_SLICE` seconds at a time and then looks
+at the event, so a Ctrl-C in the main thread stops every download within a fraction of a second.
+
+``https://`` goes through the proxy :class:`Proxies` names (``https_proxy`` / ``no_proxy``, as
+pip and curl read them): a ``CONNECT`` tunnel, with TLS verified end to end against ``cafile``
+inside it; the proxy only carries bytes. Loopback hosts never go through a proxy (as Go's
+net/http decides): plain ``http://`` is allowed only because it stays on this machine, and a
+proxy's "127.0.0.1" is not ours.
+
 Known limit: resolving a host name (``getaddrinfo``) is not interruptible from Python, so a hung
-DNS resolver is bounded by the system resolver's own timeout rather than by ``timeout``. Proxies
-(``HTTPS_PROXY``) are not supported.
+DNS resolver is bounded by the system resolver's own timeout rather than by ``timeout`` or
+``cancel``. Behind a proxy the client resolves nothing: the proxy does.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import errno
 import hashlib
 import io
 import ipaddress
@@ -36,10 +49,11 @@ import select
 import socket
 import stat
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
-from urllib.parse import SplitResult, urljoin, urlsplit
+from typing import TYPE_CHECKING, Final, Protocol
+from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 
 from safepip import __version__
 from safepip.errors import FetchError, NotFoundError
@@ -54,11 +68,31 @@ if TYPE_CHECKING:
 
     from _typeshed import WriteableBuffer
 
-__all__ = ["download", "fetch_bytes", "is_allowed_source", "join_url"]
+__all__ = [
+    "Cancel",
+    "Proxies",
+    "Proxy",
+    "download",
+    "fetch_bytes",
+    "free_space_reserve",
+    "is_allowed_source",
+    "join_url",
+]
 
 CHUNK_SIZE = 64 * 1024
 MAX_REDIRECTS = 5
 USER_AGENT = f"safepip/{__version__}"
+#: The longest a blocking step waits before it looks at ``cancel`` (and the deadline) again.
+CANCEL_SLICE: Final = 0.2
+#: A proxy's answer to CONNECT larger than this is refused.
+_MAX_PROXY_HEAD: Final = 64 * 1024
+
+
+class Cancel(Protocol):
+    """What ``cancel`` must offer: :class:`threading.Event` does."""
+
+    def is_set(self) -> bool: ...
+
 
 _Chunks = Generator[bytes, None, None]
 
@@ -72,6 +106,14 @@ _HINT_TLS = (
 _HINT_REDIRECT = "configure the final URL directly; safepip follows redirects only on one host"
 _HINT_SOURCE = "use an https:// URL, a file:// URL or a path (http:// only on 127.0.0.1 or ::1)"
 _HINT_SIZE = "raise `max-list-bytes` only if the file is really that large"
+_HINT_PROXY = (
+    "check https_proxy / HTTPS_PROXY and no_proxy; the proxy only carries bytes "
+    "(the list is signed and TLS is verified end to end)"
+)
+_HINT_SPACE = (
+    "free some space, or point TMPDIR at a larger file system; an index that answers a listed "
+    "wheel with an endless body is stopped here too"
+)
 
 
 # --- the rules (pure) -------------------------------------------------------------------------
@@ -137,7 +179,12 @@ def join_url(base: str, ref: str) -> str:
         base_scheme = "file"
     else:
         base_url = base
-    joined = urljoin(base_url, ref)
+    try:
+        joined = urljoin(base_url, ref)
+    except ValueError as exc:  # "http://[oops/x": not a URL at all
+        raise FetchError(
+            _one_line(f"link {ref!r} on {base}: not a URL ({exc})"), hint=_HINT_SOURCE
+        ) from exc
     if not is_allowed_source(joined) or _scheme(joined) == "":
         raise FetchError(
             _one_line(f"link {ref!r} on {base}: not an allowed source ({joined})"),
@@ -165,6 +212,149 @@ def _origin(parts: SplitResult) -> tuple[str, str, int]:
     return parts.scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS[parts.scheme]
 
 
+def free_space_reserve(filesystem_bytes: int) -> int:
+    """The free space a download must leave on a file system of ``filesystem_bytes`` (pure).
+
+    A tenth of the file system, at most 1 GiB: the list carries no sizes, so a hostile index can
+    answer a small listed wheel with an endless body; the reserve keeps that from filling the
+    staging file system (often a RAM-backed tmpfs) whatever the wheel sizes are.
+    """
+    return min(1 << 30, filesystem_bytes // 10)
+
+
+# --- proxies (pure) -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """One HTTP proxy to ``CONNECT`` through. ``url`` is for messages: it holds no credentials."""
+
+    url: str
+    host: str
+    port: int
+    source: str
+    authorization: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Proxies:
+    """The proxy settings of the environment, as pip and curl read them.
+
+    ``https`` is the value of ``https_proxy`` (else ``HTTPS_PROXY``; the lower-case form wins, as
+    in curl), with ``https_source`` naming the variable; ``no_proxy`` the entries of
+    ``no_proxy`` / ``NO_PROXY``. ``http_proxy`` is not read: it could never apply, since
+    safepip's ``http://`` is loopback only and loopback is never proxied.
+    """
+
+    https: str | None = None
+    https_source: str = "https_proxy"
+    no_proxy: tuple[str, ...] = ()
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Proxies:
+        """Read ``https_proxy``, ``no_proxy`` and their upper-case forms; empty counts as unset.
+
+        Never raises: a malformed proxy URL is reported when a fetch would use it.
+        """
+        https, source = None, "https_proxy"
+        for name in ("https_proxy", "HTTPS_PROXY"):
+            if environ.get(name, "").strip():
+                https, source = environ[name].strip(), name
+                break
+        raw_no_proxy = environ.get("no_proxy", "").strip() or environ.get("NO_PROXY", "")
+        entries = tuple(e.strip().lower() for e in raw_no_proxy.split(",") if e.strip())
+        return cls(https=https, https_source=source, no_proxy=entries)
+
+    def for_url(self, url: str) -> Proxy | None:
+        """The proxy to reach ``url`` through, or ``None`` to connect directly.
+
+        Raises:
+            FetchError: the proxy setting that applies is not an ``http://host[:port]`` URL.
+        """
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if parts.scheme != "https" or self.https is None or _is_loopback_host(host):
+            return None
+        if _bypassed(host, parts.port or 443, self.no_proxy):
+            return None
+        return _parse_proxy(self.https, self.https_source)
+
+
+def _parse_proxy(raw: str, source: str) -> Proxy:
+    """``http://[user:password@]host[:port]`` (scheme optional, port 80 by default, as pip)."""
+    text = raw if "://" in raw else f"http://{raw}"
+    problem = None
+    try:
+        parts = urlsplit(text)
+        port = parts.port or 80
+    except ValueError as exc:
+        parts, port, problem = urlsplit("http://invalid"), 0, str(exc)
+    if problem is None and parts.scheme.lower() != "http":
+        problem = f"{parts.scheme}:// proxies are not supported (only http:// with CONNECT)"
+    if problem is None and not parts.hostname:
+        problem = "no host"
+    if problem is not None or any(ord(c) < 0x21 for c in text):
+        shown = _one_line(text.rsplit("@", 1)[-1])  # never echo credentials
+        raise FetchError(
+            f"{source}={shown}: not a usable proxy URL: {problem or 'a space or control code'}",
+            hint="set it to http://host:port (the proxy tunnels https:// with CONNECT)",
+        )
+    host = parts.hostname or ""
+    shown_host = f"[{host}]" if ":" in host else host
+    authorization = None
+    if parts.username is not None:
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        authorization = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+    return Proxy(f"http://{shown_host}:{port}", host, port, source, authorization)
+
+
+def _bypassed(host: str, port: int, no_proxy: tuple[str, ...]) -> bool:
+    """Whether a ``no_proxy`` entry matches ``host``: ``*``, a domain and its subdomains
+    (``example.com``, ``.example.com``, ``*.example.com``), an IP address or CIDR range, each
+    optionally with ``:port``, as curl and requests read it."""
+    address = _ip(host)
+    for entry in no_proxy:
+        if entry == "*":
+            return True
+        name, entry_port = _split_entry(entry)
+        if entry_port is not None and entry_port != port:
+            continue
+        if address is not None and "/" in name:
+            try:
+                if address in ipaddress.ip_network(name, strict=False):
+                    return True
+            except ValueError:
+                pass
+            continue
+        if address is not None:
+            if _ip(name) == address:
+                return True
+            continue
+        domain = name.removeprefix("*").lstrip(".").rstrip(".")
+        if domain and (host.rstrip(".") == domain or host.rstrip(".").endswith("." + domain)):
+            return True
+    return False
+
+
+def _split_entry(entry: str) -> tuple[str, int | None]:
+    """A ``no_proxy`` entry as (host or range, port or None)."""
+    if entry.startswith("["):
+        inside, _, rest = entry[1:].partition("]")
+        port = rest.removeprefix(":")
+        return inside, int(port) if port.isdigit() else None
+    if entry.count(":") == 1:
+        name, port = entry.split(":")
+        return name, int(port) if port.isdigit() else None
+    return entry, None
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return None
+
+
 # --- public entry points ----------------------------------------------------------------------
 
 
@@ -175,16 +365,30 @@ def fetch_bytes(
     max_bytes: int,
     timeout: float,
     cafile: str | None = None,
+    proxies: Proxies | None = None,
+    cancel: Cancel | None = None,
 ) -> bytes:
     """Return the bytes at ``source`` (URL or path; a relative path is taken from ``base_dir``).
 
     At most ``max_bytes`` are accepted and the whole call takes at most ``timeout`` seconds.
+    ``proxies`` says which proxy reaches an ``https://`` URL (default: none). When another thread
+    sets ``cancel``, the call gives up within :data:`CANCEL_SLICE` seconds.
+
     Raises :class:`FetchError` for a refused source, status other than 200, a refused redirect,
-    content encoding, size or deadline, and for any network, TLS or file error;
-    :class:`~safepip.errors.ConfigError` when ``cafile`` cannot be opened or is not a regular file.
+    content encoding, size or deadline, a proxy that fails, a cancelled call, and for any network,
+    TLS or file error; :class:`~safepip.errors.ConfigError` when ``cafile`` cannot be opened or is
+    not a regular file.
     """
     with contextlib.closing(
-        _chunks(source, base_dir=base_dir, max_bytes=max_bytes, timeout=timeout, cafile=cafile)
+        _chunks(
+            source,
+            base_dir=base_dir,
+            max_bytes=max_bytes,
+            timeout=timeout,
+            cafile=cafile,
+            proxies=proxies,
+            cancel=cancel,
+        )
     ) as chunks:
         return b"".join(chunks)
 
@@ -197,17 +401,23 @@ def download(
     timeout: float,
     cafile: str | None = None,
     on_progress: Callable[[int], None] | None = None,
+    proxies: Proxies | None = None,
+    cancel: Cancel | None = None,
+    min_free_bytes: int | None = None,
 ) -> str:
     """Stream ``url`` into the new file ``dest`` and return the sha256 hex of what was written.
 
     ``dest`` is created exclusively with mode 0600 (an existing file or symlink is refused and left
     alone). Memory stays bounded (64 KiB chunks). ``on_progress`` receives the size of each chunk
     written (an increment, as rich's ``Progress.advance`` expects). ``url`` follows the rules of
-    :func:`fetch_bytes` (a relative path is taken from the current directory).
+    :func:`fetch_bytes` (a relative path is taken from the current directory), and so do
+    ``proxies`` and ``cancel``. No chunk is written that would leave less than ``min_free_bytes``
+    free on ``dest``'s file system (default: :func:`free_space_reserve` of its size).
 
-    Raises :class:`FetchError` for every fetch failure and when ``dest`` cannot be created or
-    written; on any failure (``on_progress``'s own exceptions and ``KeyboardInterrupt`` included)
-    ``dest`` is removed before the exception propagates.
+    Raises :class:`FetchError` for every fetch failure, when ``dest`` cannot be created or
+    written, and when the free space would fall below the reserve; on any failure
+    (``on_progress``'s own exceptions and ``KeyboardInterrupt`` included) ``dest`` is removed
+    before the exception propagates.
     """
     if not is_allowed_source(url):  # before touching the file system
         raise FetchError(_one_line(f"{url}: not an allowed source"), hint=_HINT_SOURCE)
@@ -220,14 +430,31 @@ def download(
     except OSError as exc:
         raise FetchError(_one_line(f"{dest}: cannot create: {exc.strerror or exc}")) from exc
     digest = hashlib.sha256()
+    written = 0
     try:
         with (
             os.fdopen(fd, "wb") as out,
             contextlib.closing(
-                _chunks(url, base_dir=None, max_bytes=max_bytes, timeout=timeout, cafile=cafile)
+                _chunks(
+                    url,
+                    base_dir=None,
+                    max_bytes=max_bytes,
+                    timeout=timeout,
+                    cafile=cafile,
+                    proxies=proxies,
+                    cancel=cancel,
+                )
             ) as chunks,
         ):
             for chunk in chunks:
+                _check_free_space(
+                    out.fileno(),
+                    len(chunk),
+                    reserve=min_free_bytes,
+                    url=url,
+                    dest=dest,
+                    written=written,
+                )
                 digest.update(chunk)
                 try:
                     out.write(chunk)
@@ -235,6 +462,7 @@ def download(
                     raise FetchError(
                         _one_line(f"{dest}: cannot write: {exc.strerror or exc}")
                     ) from exc
+                written += len(chunk)
                 if on_progress is not None:
                     on_progress(len(chunk))
     except BaseException:
@@ -245,16 +473,85 @@ def download(
     return digest.hexdigest()
 
 
+def _check_free_space(
+    fd: int, size: int, *, reserve: int | None, url: str, dest: Path, written: int
+) -> None:
+    """Refuse to write ``size`` more bytes when that would leave less than ``reserve`` free."""
+    if not hasattr(os, "fstatvfs"):  # pragma: no cover - Windows
+        return
+    try:
+        info = os.fstatvfs(fd)
+    except OSError:  # a file system that cannot say: the write itself will fail when full
+        return
+    floor = reserve if reserve is not None else free_space_reserve(info.f_blocks * info.f_frsize)
+    free = info.f_bavail * info.f_frsize
+    if free - size < floor:
+        raise FetchError(
+            _one_line(
+                f"{url}: stopped after {_mib(written)}: the file system of {dest.parent} "
+                f"would have less than {_mib(floor)} free ({_mib(free)} left)"
+            ),
+            hint=_HINT_SPACE,
+        )
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):.0f} MiB" if size >= 1 << 20 else f"{size} bytes"
+
+
 # --- dispatch ---------------------------------------------------------------------------------
 
 
+class _Cancelled(Exception):
+    """The caller's ``cancel`` event was set; raised from deep inside http.client."""
+
+
+class _DeadlineExceeded(TimeoutError):
+    """The total deadline passed; raised from deep inside http.client, caught in _http_chunks."""
+
+
+def _remaining(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise _DeadlineExceeded
+    return left
+
+
+class _Clock:
+    """The call's total deadline and the caller's cancel event, looked at by every blocking step.
+
+    ``left()`` is the time left; ``slice()`` the longest a blocking step may wait before it
+    looks again (so a cancel is seen within :data:`CANCEL_SLICE` seconds). Both raise
+    :class:`_Cancelled` or :class:`_DeadlineExceeded`.
+    """
+
+    def __init__(self, deadline: float, cancel: Cancel | None) -> None:
+        self.deadline = deadline
+        self._cancel = cancel
+
+    def left(self) -> float:
+        if self._cancel is not None and self._cancel.is_set():
+            raise _Cancelled
+        return _remaining(self.deadline)
+
+    def slice(self) -> float:
+        return min(self.left(), CANCEL_SLICE)
+
+
 def _chunks(
-    source: str, *, base_dir: Path | None, max_bytes: int, timeout: float, cafile: str | None
+    source: str,
+    *,
+    base_dir: Path | None,
+    max_bytes: int,
+    timeout: float,
+    cafile: str | None,
+    proxies: Proxies | None,
+    cancel: Cancel | None,
 ) -> _Chunks:
     """Yield the content of ``source`` in chunks of at most 64 KiB, enforcing every rule."""
     if not is_allowed_source(source):
         raise FetchError(_one_line(f"{source}: not an allowed source"), hint=_HINT_SOURCE)
-    deadline = time.monotonic() + timeout
+    clock = _Clock(time.monotonic() + timeout, cancel)
     scheme = _scheme(source)
     if scheme in ("", "file"):
         if scheme == "file":
@@ -265,27 +562,50 @@ def _chunks(
             path = Path(source)
         if base_dir is not None and not path.is_absolute():
             path = base_dir / path
-        return _file_chunks(path, max_bytes=max_bytes, deadline=deadline, timeout=timeout)
+        return _file_chunks(path, max_bytes=max_bytes, clock=clock, timeout=timeout)
     return _http_chunks(
-        source, max_bytes=max_bytes, deadline=deadline, timeout=timeout, cafile=cafile
+        source, max_bytes=max_bytes, clock=clock, timeout=timeout, cafile=cafile, proxies=proxies
     )
 
 
-def _file_chunks(path: Path, *, max_bytes: int, deadline: float, timeout: float) -> _Chunks:
+def _open_regular(path: Path) -> tuple[int, Path]:
+    """Open ``path`` for reading, or the ``index.html`` of a folder, as a static web server
+    answers a folder's URL (a ``file://`` index's project pages are folders). Returns the
+    descriptor and the path opened.
+
+    Raises:
+        FetchError: it cannot be opened, or is not a regular file (a FIFO, a device).
+    """
     # O_NONBLOCK: opening a FIFO for reading would otherwise wait forever for a writer.
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError as exc:
-        raise NotFoundError(_one_line(f"{path}: cannot open: {exc.strerror or exc}")) from exc
-    except OSError as exc:
-        raise FetchError(_one_line(f"{path}: cannot open: {exc.strerror or exc}")) from exc
+    for attempt in (path, path / "index.html"):
+        try:
+            fd = os.open(attempt, flags)
+        except FileNotFoundError as exc:
+            raise NotFoundError(
+                _one_line(f"{attempt}: cannot open: {exc.strerror or exc}")
+            ) from exc
+        except OSError as exc:
+            raise FetchError(_one_line(f"{attempt}: cannot open: {exc.strerror or exc}")) from exc
+        try:
+            mode = os.fstat(fd).st_mode
+        except OSError as exc:
+            os.close(fd)
+            raise FetchError(_one_line(f"{attempt}: cannot read: {exc.strerror or exc}")) from exc
+        if stat.S_ISREG(mode):
+            return fd, attempt
+        os.close(fd)
+        if not stat.S_ISDIR(mode) or attempt != path:
+            # A device (/dev/zero), FIFO or folder has no honest size to cap.
+            raise FetchError(f"{attempt}: not a regular file")
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _file_chunks(path: Path, *, max_bytes: int, clock: _Clock, timeout: float) -> _Chunks:
+    fd, path = _open_regular(path)
     with os.fdopen(fd, "rb", buffering=0) as file:
         try:
             info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                # A device (/dev/zero), FIFO or directory has no honest size to cap.
-                raise FetchError(f"{path}: not a regular file")
             if info.st_size > max_bytes:
                 raise FetchError(
                     f"{path}: {info.st_size} bytes, more than the cap of {max_bytes}",
@@ -302,9 +622,12 @@ def _file_chunks(path: Path, *, max_bytes: int, deadline: float, timeout: float)
                     raise FetchError(
                         f"{path}: grew beyond the cap of {max_bytes} bytes while being read"
                     )
-                if time.monotonic() > deadline:
-                    raise FetchError(f"{path}: not read within the {timeout:g} s deadline")
+                clock.left()
                 yield chunk
+        except _Cancelled as exc:
+            raise FetchError(f"{path}: cancelled") from exc
+        except _DeadlineExceeded as exc:
+            raise FetchError(f"{path}: not read within the {timeout:g} s deadline") from exc
         except OSError as exc:
             raise FetchError(_one_line(f"{path}: cannot read: {exc.strerror or exc}")) from exc
 
@@ -312,89 +635,101 @@ def _file_chunks(path: Path, *, max_bytes: int, deadline: float, timeout: float)
 # --- HTTP with a total deadline ---------------------------------------------------------------
 
 
-class _DeadlineExceeded(TimeoutError):
-    """The total deadline passed; raised from deep inside http.client, caught in _http_chunks."""
-
-
-def _remaining(deadline: float) -> float:
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise _DeadlineExceeded
-    return left
-
-
 class _DeadlineReader(io.RawIOBase):
-    """A raw reader over a socket that re-arms the socket timeout to the time left before each
-    read and checks the deadline after it: per-read timeouts alone let a server that trickles one
-    byte a second hold a call forever, in the headers as well as in the body."""
+    """A raw reader over a socket that waits at most a slice of the time left before each read,
+    then looks at the deadline and the cancel event: per-read timeouts alone let a server that
+    trickles one byte a second hold a call forever, in the headers as well as in the body, and a
+    read blocked until the deadline would hold a Ctrl-C as long."""
 
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
+    def __init__(self, sock: socket.socket, clock: _Clock) -> None:
         super().__init__()
         self._sock = sock
-        self._raw = sock.makefile("rb", buffering=0)
-        self._deadline = deadline
+        self._clock = clock
+        # Held only for its reference: like any makefile() reader, it keeps the descriptor open
+        # after http.client closes the connection and hands the socket to the response.
+        self._ref = sock.makefile("rb", buffering=0)
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: WriteableBuffer) -> int:
-        self._sock.settimeout(_remaining(self._deadline))
-        count = self._raw.readinto(buffer)
-        _remaining(self._deadline)
-        return count or 0
+        while True:
+            self._sock.settimeout(self._clock.slice())
+            try:
+                # recv_into, not the makefile() reader: that one refuses every read after a timeout.
+                count = self._sock.recv_into(buffer)
+            except TimeoutError:  # one slice passed: look at the clock again
+                continue
+            self._clock.left()
+            return count
 
     def close(self) -> None:
-        self._raw.close()
+        self._ref.close()
         super().close()
 
 
 class _DeadlineSocket:
     """What http.client needs of a socket (sendall, makefile, close), under one deadline."""
 
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
+    def __init__(self, sock: socket.socket, clock: _Clock) -> None:
         self._sock = sock
-        self._deadline = deadline
+        self._clock = clock
 
     def sendall(self, data: bytes) -> None:
-        # Since Python 3.5 the timeout bounds the whole sendall, not each send.
-        self._sock.settimeout(_remaining(self._deadline))
+        # Since Python 3.5 the timeout bounds the whole sendall, not each send. Requests are a
+        # few hundred bytes: they fit in the socket's buffer, so this does not block.
+        self._sock.settimeout(self._clock.left())
         self._sock.sendall(data)
 
     def makefile(self, mode: str = "rb", *args: object, **kwargs: object) -> io.BufferedReader:
-        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline), CHUNK_SIZE)
+        return io.BufferedReader(_DeadlineReader(self._sock, self._clock), CHUNK_SIZE)
 
     def close(self) -> None:
         # Like socket.close: the descriptor stays open while a makefile() reader still uses it.
         self._sock.close()
 
 
+class _ProxyFailure(Exception):
+    """The proxy could not be reached or would not tunnel; caught in _http_chunks."""
+
+    def __init__(self, proxy: Proxy, why: str) -> None:
+        super().__init__(why)
+        self.proxy = proxy
+        self.why = why
+
+
 def _connection(
-    host: str, port: int, *, deadline: float, tls: ssl.SSLContext | None
+    host: str, port: int, *, clock: _Clock, tls: ssl.SSLContext | None, proxy: Proxy | None
 ) -> http.client.HTTPConnection:
-    """One HTTP(S) connection whose connect, handshake, request and response share a deadline."""
+    """One HTTP(S) connection whose connect, tunnel, handshake, request and response share a
+    deadline and a cancel event."""
     import http.client  # noqa: PLC0415  (lazy, see the imports: so the subclass is made here)
 
     class _Connection(http.client.HTTPConnection):
         def connect(self) -> None:
-            sock = _connect_tcp(self.host, self.port, deadline, loopback_only=tls is None)
+            if proxy is None:
+                sock = _connect_tcp(self.host, self.port, clock, loopback_only=tls is None)
+            else:
+                sock = _through_proxy(proxy, self.host, self.port, clock)
             try:
                 if tls is not None:
+                    # The certificate is checked for the target host, never for the proxy.
                     sock = tls.wrap_socket(
                         sock, server_hostname=self.host, do_handshake_on_connect=False
                     )
-                    _handshake(sock, deadline)
+                    _handshake(sock, clock)
             except BaseException:
                 sock.close()
                 raise
-            self.sock = _DeadlineSocket(sock, deadline)
+            self.sock = _DeadlineSocket(sock, clock)
 
     connection = _Connection(host, port)
     connection.default_port = 443 if tls is not None else 80  # for the Host header
     return connection
 
 
-def _connect_tcp(host: str, port: int, deadline: float, *, loopback_only: bool) -> socket.socket:
-    """Connect to the first address of ``host`` that answers, each try bounded by the deadline."""
+def _connect_tcp(host: str, port: int, clock: _Clock, *, loopback_only: bool) -> socket.socket:
+    """Connect to the first address of ``host`` that answers, each try bounded by the clock."""
     addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     if loopback_only:
         # "localhost" could be mapped elsewhere in /etc/hosts: plain HTTP stays on this machine.
@@ -405,10 +740,9 @@ def _connect_tcp(host: str, port: int, deadline: float, *, loopback_only: bool) 
     for family, kind, proto, _, address in addresses:
         sock = socket.socket(family, kind, proto)
         try:
-            sock.settimeout(_remaining(deadline))
-            sock.connect(address)
+            _connect_one(sock, address, clock)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except _DeadlineExceeded:
+        except (_DeadlineExceeded, _Cancelled):
             sock.close()
             raise
         except OSError as exc:
@@ -419,7 +753,81 @@ def _connect_tcp(host: str, port: int, deadline: float, *, loopback_only: bool) 
     raise error
 
 
-def _handshake(sock: ssl.SSLSocket, deadline: float) -> None:
+def _connect_one(sock: socket.socket, address: object, clock: _Clock) -> None:
+    """A non-blocking connect, waited for a slice at a time (a blocking one ignores cancel)."""
+    sock.setblocking(False)
+    code = sock.connect_ex(address)  # type: ignore[arg-type]
+    while code in (errno.EINPROGRESS, errno.EALREADY, errno.EWOULDBLOCK, errno.EINTR):
+        _, writable, failed = select.select([], [sock], [sock], clock.slice())
+        if writable or failed:
+            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if code not in (0, errno.EISCONN):
+        raise OSError(code, os.strerror(code))  # OSError picks the subclass for the code
+    sock.setblocking(True)
+
+
+def _through_proxy(proxy: Proxy, host: str, port: int, clock: _Clock) -> socket.socket:
+    """A TCP connection to ``host:port`` tunnelled through ``proxy`` with ``CONNECT``.
+
+    The proxy resolves ``host``; this machine resolves only the proxy's name.
+    """
+    try:
+        sock = _connect_tcp(proxy.host, proxy.port, clock, loopback_only=False)
+    except socket.gaierror as exc:
+        raise _ProxyFailure(proxy, f"cannot be resolved: {exc.strerror}") from exc
+    except ConnectionRefusedError as exc:
+        raise _ProxyFailure(proxy, "refused the connection (is it running?)") from exc
+    except OSError as exc:
+        if isinstance(exc, (_DeadlineExceeded, TimeoutError)):
+            raise
+        raise _ProxyFailure(proxy, f"cannot be reached: {exc.strerror or exc}") from exc
+    try:
+        _tunnel(sock, proxy, host, port, clock)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _tunnel(sock: socket.socket, proxy: Proxy, host: str, port: int, clock: _Clock) -> None:
+    """Ask ``proxy`` on ``sock`` for a tunnel to ``host:port`` and read its answer's head."""
+    try:
+        name = host if host.isascii() else host.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise _ProxyFailure(proxy, f"cannot be asked for {host!r}: {exc}") from exc
+    authority = f"[{name}]:{port}" if ":" in name else f"{name}:{port}"
+    lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}", f"User-Agent: {USER_AGENT}"]
+    if proxy.authorization is not None:
+        lines.append(f"Proxy-Authorization: {proxy.authorization}")
+    sock.settimeout(clock.left())
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("ascii"))
+    head = b""
+    while b"\r\n\r\n" not in head:
+        if len(head) > _MAX_PROXY_HEAD:
+            raise _ProxyFailure(proxy, f"answered CONNECT {authority} with over 64 KiB of head")
+        sock.settimeout(clock.slice())
+        try:
+            data = sock.recv(4096)
+        except TimeoutError:
+            continue
+        if not data:
+            raise _ProxyFailure(proxy, f"closed the connection on CONNECT {authority}")
+        head += data
+    head, _, early = head.partition(b"\r\n\r\n")
+    status = head.split(b"\r\n", 1)[0].decode("latin-1")
+    words = status.split(None, 2)
+    accepted = len(words) >= 2 and words[0].startswith("HTTP/") and words[1] in _TUNNEL_OK
+    if not accepted:
+        raise _ProxyFailure(proxy, _one_line(f"refused CONNECT {authority}: {status[:200]}"))
+    if early:
+        # The server speaks only after our ClientHello: bytes now came from the proxy itself.
+        raise _ProxyFailure(proxy, f"sent data of its own after opening the tunnel to {authority}")
+
+
+_TUNNEL_OK = frozenset(str(code) for code in range(200, 300))
+
+
+def _handshake(sock: ssl.SSLSocket, clock: _Clock) -> None:
     """The TLS handshake, non-blocking, so a peer that trickles it cannot outlast the deadline."""
     import ssl  # noqa: PLC0415  (lazy: see the imports)
 
@@ -429,10 +837,10 @@ def _handshake(sock: ssl.SSLSocket, deadline: float) -> None:
             sock.do_handshake()
             break
         except ssl.SSLWantReadError:
-            select.select([sock], [], [], _remaining(deadline))
+            select.select([sock], [], [], clock.slice())
         except ssl.SSLWantWriteError:
-            select.select([], [sock], [], _remaining(deadline))
-        _remaining(deadline)
+            select.select([], [sock], [], clock.slice())
+        clock.left()
     sock.setblocking(True)
 
 
@@ -453,21 +861,29 @@ def _tls_context(cafile: str | None) -> ssl.SSLContext:
 
 
 def _http_chunks(
-    url: str, *, max_bytes: int, deadline: float, timeout: float, cafile: str | None
+    url: str,
+    *,
+    max_bytes: int,
+    clock: _Clock,
+    timeout: float,
+    cafile: str | None,
+    proxies: Proxies | None,
 ) -> _Chunks:
     import http.client  # noqa: PLC0415  (lazy: see the imports)
-    import ssl  # noqa: PLC0415
 
     current = url
     parts = urlsplit(current)
     tls = _tls_context(cafile) if parts.scheme == "https" else None
     redirects = 0
     while True:
+        proxy = proxies.for_url(current) if proxies is not None else None
+        via = f" (through the proxy {proxy.url} from {proxy.source})" if proxy else ""
         connection = _connection(
             parts.hostname or "",
             parts.port or _DEFAULT_PORTS[parts.scheme],
-            deadline=deadline,
+            clock=clock,
             tls=tls,
+            proxy=proxy,
         )
         try:
             try:
@@ -481,35 +897,39 @@ def _http_chunks(
                     _check_response(current, response, max_bytes)
                     yield from _body(current, response, max_bytes)
                     return
-            except _DeadlineExceeded as exc:
-                raise FetchError(
-                    f"{current}: no complete answer within the {timeout:g} s deadline"
-                ) from exc
-            except ssl.SSLCertVerificationError as exc:
-                raise FetchError(
-                    _one_line(f"{current}: TLS certificate not trusted: {exc.verify_message}"),
-                    hint=_HINT_TLS,
-                ) from exc
-            except ssl.SSLError as exc:
-                raise FetchError(_one_line(f"{current}: TLS error: {exc}"), hint=_HINT_TLS) from exc
-            except socket.gaierror as exc:
-                raise FetchError(
-                    _one_line(f"{current}: cannot resolve {parts.hostname}: {exc.strerror}")
-                ) from exc
-            except TimeoutError as exc:
-                raise FetchError(
-                    f"{current}: no complete answer within the {timeout:g} s deadline"
-                ) from exc
-            except ConnectionRefusedError as exc:
-                raise FetchError(f"{current}: connection refused") from exc
-            except http.client.HTTPException as exc:
-                raise FetchError(
-                    _one_line(f"{current}: bad HTTP response: {type(exc).__name__} {exc}")
-                ) from exc
-            except OSError as exc:
-                raise FetchError(_one_line(f"{current}: {exc.strerror or exc}")) from exc
+            except (_Cancelled, _ProxyFailure, OSError, http.client.HTTPException) as exc:
+                raise _as_fetch_error(exc, current, timeout=timeout, via=via) from exc
         finally:
             connection.close()
+
+
+def _as_fetch_error(exc: Exception, url: str, *, timeout: float, via: str) -> FetchError:
+    """The one-line :class:`FetchError` for a low-level failure while fetching ``url``."""
+    import ssl  # noqa: PLC0415  (lazy: see the imports)
+
+    if isinstance(exc, _Cancelled):
+        return FetchError(f"{url}: cancelled")
+    if isinstance(exc, _ProxyFailure):
+        return FetchError(
+            _one_line(f"{url}: the proxy {exc.proxy.url} (from {exc.proxy.source}) {exc.why}"),
+            hint=_HINT_PROXY,
+        )
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return FetchError(
+            _one_line(f"{url}: TLS certificate not trusted: {exc.verify_message}"), hint=_HINT_TLS
+        )
+    if isinstance(exc, ssl.SSLError):
+        return FetchError(_one_line(f"{url}: TLS error: {exc}{via}"), hint=_HINT_TLS)
+    if isinstance(exc, socket.gaierror):
+        host = urlsplit(url).hostname
+        return FetchError(_one_line(f"{url}: cannot resolve {host}: {exc.strerror}"))
+    if isinstance(exc, TimeoutError):  # _DeadlineExceeded, or a timeout of the OS
+        return FetchError(f"{url}: no complete answer within the {timeout:g} s deadline{via}")
+    if isinstance(exc, ConnectionRefusedError):
+        return FetchError(f"{url}: connection refused{via}")
+    if isinstance(exc, OSError):
+        return FetchError(_one_line(f"{url}: {exc.strerror or exc}{via}"))
+    return FetchError(_one_line(f"{url}: bad HTTP response: {type(exc).__name__} {exc}{via}"))
 
 
 def _request(

@@ -7,6 +7,8 @@ modules (:mod:`hashlist`, :mod:`policy`, :mod:`typosquat`) and the IO behind :mo
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +19,6 @@ from typing import TYPE_CHECKING, Final
 from safepip import fetch, gpg, hashlist, location, policy
 from safepip.config import Config
 from safepip.errors import FetchError, FreshnessError
-from safepip.interpreter import TargetEnvironment, best_wheel
 from safepip.listcache import ListCache
 from safepip.policy import Rejection
 from safepip.requirements import RequirementLine
@@ -26,6 +27,7 @@ from safepip.state import TrustState, judge_serial
 # `check` and `verify` never download: what only `install` and `lock` need (a thread pool, the
 # index page parser, wheel reading, pip) is imported where it is used, keeping their start fast.
 if TYPE_CHECKING:
+    from safepip.interpreter import TargetEnvironment
     from safepip.wheel import WheelMetadata
 
 #: The whole fetch of the list, and of its signature, must finish within this many seconds.
@@ -130,6 +132,7 @@ def _fetch_pair(cfg: Config) -> tuple[bytes, bytes]:
         max_bytes=cfg.max_list_bytes,
         timeout=LIST_DEADLINE,
         cafile=cfg.cert,
+        proxies=cfg.proxies,
     )
     signature = fetch.fetch_bytes(
         cfg.signature_source(),
@@ -137,6 +140,7 @@ def _fetch_pair(cfg: Config) -> tuple[bytes, bytes]:
         max_bytes=cfg.max_list_bytes,
         timeout=LIST_DEADLINE,
         cafile=cfg.cert,
+        proxies=cfg.proxies,
     )
     return data, signature
 
@@ -315,6 +319,8 @@ def plan_locked(
     every interpreter, never only for the one running safepip. Returns (entry, extras) pairs and
     the rejections.
     """
+    from safepip.interpreter import best_wheel  # noqa: PLC0415  (lazy: see the imports)
+
     rejections: list[Rejection] = []
     chosen: dict[str, tuple[hashlist.Entry, frozenset[str]]] = {}
     for line in lines:
@@ -350,30 +356,47 @@ def plan_locked(
 
 
 def locate(
-    entries: Sequence[hashlist.Entry], *, index_url: str, cafile: str | None, base_dir: Path
+    entries: Sequence[hashlist.Entry],
+    *,
+    index_url: str,
+    cafile: str | None,
+    base_dir: Path,
+    proxies: fetch.Proxies | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, str]:
     """``filename → URL`` of each entry, read from the index's project pages (in parallel).
 
-    Raises:
-        FetchError: a page cannot be fetched, or does not offer a listed file.
-    """
-    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415  (lazy: see the imports)
+    Only the links of listed filenames are judged: such a link must follow the fetch rules
+    (no ``file://`` from a network page, no ``http://`` off loopback, ``https://`` only from an
+    ``https://`` page) or the run is refused; an href that is not a URL at all is skipped, with
+    a note to ``log``. A Ctrl-C stops every page fetch at once (see :mod:`safepip.parallel`).
 
-    from safepip import index  # noqa: PLC0415
+    Raises:
+        FetchError: a page cannot be fetched or read, a listed file's link breaks the fetch
+            rules, or a page does not offer a listed file.
+    """
+    from safepip import parallel  # noqa: PLC0415  (lazy: see the imports)
 
     projects = sorted({entry.name for entry in entries})
+    wanted = {entry.filename for entry in entries}
 
-    def page(name: str) -> dict[str, str]:
-        url = fetch.join_url(index_url, f"{name}/")
-        text = fetch.fetch_bytes(
-            url, base_dir=base_dir, max_bytes=MAX_PAGE_BYTES, timeout=LIST_DEADLINE, cafile=cafile
-        ).decode("utf-8", errors="replace")
-        return {f: fetch.join_url(url, u) for f, u in index.file_links(text, url).items()}
+    def page(name: str, cancel: threading.Event) -> tuple[str, dict[str, str]]:
+        return read_project_page(
+            name,
+            index_url=index_url,
+            base_dir=base_dir,
+            cafile=cafile,
+            proxies=proxies,
+            timeout=LIST_DEADLINE,
+            cancel=cancel,
+            log=log,
+        )
 
     links: dict[str, str] = {}
-    with ThreadPoolExecutor(max_workers=min(8, max(1, len(projects)))) as pool:
-        for found in pool.map(page, projects):
-            links.update(found)
+    for url, found in parallel.run_all(page, projects, name="safepip-index"):
+        for filename, link in found.items():
+            if filename in wanted and filename not in links:
+                links[filename] = fetch.join_url(url, link)
     missing = [e.filename for e in entries if e.filename not in links]
     if missing:
         raise FetchError(
@@ -384,6 +407,45 @@ def locate(
     return {e.filename: links[e.filename] for e in entries}
 
 
+def read_project_page(
+    name: str,
+    *,
+    index_url: str,
+    base_dir: Path,
+    cafile: str | None,
+    proxies: fetch.Proxies | None,
+    timeout: float,
+    cancel: threading.Event | None,
+    log: Callable[[str], None] | None,
+) -> tuple[str, dict[str, str]]:
+    """The project page of ``name``: its URL and ``filename → href`` (not yet judged).
+
+    A href is judged (:func:`fetch.join_url`) only when its file is wanted: a stray bad link
+    beside the listed ones cannot fail a run. Hrefs that are not URLs at all are skipped, with
+    a note to ``log``.
+
+    Raises:
+        FetchError: the page cannot be fetched, or cannot be read as HTML.
+    """
+    from safepip import index  # noqa: PLC0415  (lazy: see the imports)
+
+    url = fetch.join_url(index_url, f"{name}/")
+    text = fetch.fetch_bytes(
+        url,
+        base_dir=base_dir,
+        max_bytes=MAX_PAGE_BYTES,
+        timeout=timeout,
+        cafile=cafile,
+        proxies=proxies,
+        cancel=cancel,
+    ).decode("utf-8", errors="replace")
+    found = index.parse_page(text, url)
+    for href in found.skipped:
+        if log is not None:
+            log(f"{url}: skipped a link that is not a URL: {href[:200]!r}")
+    return url, dict(found.links)
+
+
 def download_all(
     artifacts: Sequence[Artifact],
     folder: Path,
@@ -391,19 +453,28 @@ def download_all(
     cafile: str | None,
     timeout: float,
     advance: Callable[[int], None],
+    proxies: fetch.Proxies | None = None,
+    min_free_bytes: int | None = None,
 ) -> list[Rejection]:
     """Download every artifact into ``folder`` in parallel, hashing while streaming.
 
-    A file whose sha256 is not the list's is deleted and reported (``hash-mismatch``).
+    ``timeout`` bounds all the downloads together. No download may leave less than
+    ``min_free_bytes`` free on ``folder``'s file system (default:
+    :func:`fetch.free_space_reserve` of its size): the list carries no sizes, and an index can
+    answer a small wheel with an endless body. A file whose sha256 is not the list's is deleted
+    and reported (``hash-mismatch``).
 
     Raises:
-        FetchError: a download failed (status, size, deadline, network); every file is removed.
+        FetchError: a download failed (status, size, free space, deadline, network); the others
+            are cancelled and every file is removed.
+        KeyboardInterrupt: from the calling thread; every download stops within a fraction of a
+            second and every file is removed before it propagates.
     """
-    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415  (lazy: see the imports)
+    from safepip import parallel  # noqa: PLC0415  (lazy: see the imports)
 
     deadline = time.monotonic() + timeout
 
-    def one(artifact: Artifact) -> Rejection | None:
+    def one(artifact: Artifact, cancel: threading.Event) -> Rejection | None:
         path = folder / artifact.filename
         digest = fetch.download(
             artifact.url,
@@ -411,6 +482,9 @@ def download_all(
             max_bytes=MAX_WHEEL_BYTES,
             timeout=max(0.001, deadline - time.monotonic()),
             cafile=cafile,
+            proxies=proxies,
+            cancel=cancel,
+            min_free_bytes=min_free_bytes,
         )
         advance(1)
         if digest == artifact.sha256:
@@ -423,23 +497,15 @@ def download_all(
             f"{artifact.sha256[:12]}…)",
         )
 
-    with ThreadPoolExecutor(max_workers=min(8, max(1, len(artifacts)))) as pool:
-        futures = [pool.submit(one, a) for a in artifacts]
-        results: list[Rejection] = []
-        failure: BaseException | None = None
-        for future in futures:
-            try:
-                problem = future.result()
-            except BaseException as exc:  # keep waiting: no download may outlive the run
-                failure = failure or exc
-                continue
-            if problem is not None:
-                results.append(problem)
-    if failure is not None:
+    try:
+        results = parallel.run_all(one, artifacts, name="safepip-download")
+    except BaseException:
+        # Nothing half-downloaded, nor any wheel of an aborted run, stays behind.
         for path in folder.iterdir():
-            path.unlink()
-        raise failure
-    return results
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise
+    return [problem for problem in results if problem is not None]
 
 
 def check_wheels(

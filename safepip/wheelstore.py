@@ -17,12 +17,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Final
 
-from safepip import fetch, index
+from safepip import fetch
 from safepip.errors import FetchError
 from safepip.hashlist import Entry
 from safepip.policy import Rejection
 from safepip.resolve import Refused
-from safepip.vet import MAX_PAGE_BYTES, MAX_WHEEL_BYTES
+from safepip.vet import MAX_WHEEL_BYTES, read_project_page
 from safepip.wheel import WheelError, WheelMetadata, read_metadata
 
 #: Downloads at once.
@@ -44,7 +44,9 @@ class WheelStore:
         cafile: str | None,
         base_dir: Path,
         timeout: float,
+        proxies: fetch.Proxies | None = None,
         on_download: Callable[[Entry], None] | None = None,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         self.folder = folder
         self._index_url = index_url
@@ -52,9 +54,14 @@ class WheelStore:
         self._base_dir = base_dir
         self._deadline = time.monotonic() + timeout
         self._timeout = timeout
+        self._proxies = proxies
         self._on_download = on_download
+        self._log = log
+        #: Set when the store closes early (a failure, a Ctrl-C): every fetch stops within
+        #: fetch.CANCEL_SLICE instead of running on to the deadline.
+        self._cancel = threading.Event()
         self._lock = threading.Lock()
-        self._pages: dict[str, dict[str, str]] = {}
+        self._pages: dict[str, tuple[str, dict[str, str]]] = {}
         self._page_locks: dict[str, threading.Lock] = {}
         self._wheels: dict[str, Future[Path]] = {}
         self._metadata: dict[str, WheelMetadata] = {}
@@ -63,11 +70,15 @@ class WheelStore:
     def __enter__(self) -> WheelStore:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
+        self.close(abandon=exc_type is not None)
 
-    def close(self) -> None:
-        """Cancel what has not started; wait for what has (each is bounded by the deadline)."""
+    def close(self, *, abandon: bool = False) -> None:
+        """Cancel what has not started and wait for what has; with ``abandon`` (a failure or a
+        Ctrl-C), stop what has started too: its partial file is removed by :func:`fetch.download`.
+        """
+        if abandon:
+            self._cancel.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     # --- where ------------------------------------------------------------------------------
@@ -78,17 +89,19 @@ class WheelStore:
         Raises:
             FetchError: the page cannot be fetched, or does not offer this listed file.
         """
-        url = self._links(entry.name).get(entry.filename)
-        if url is None:
+        page, links = self._page(entry.name)
+        href = links.get(entry.filename)
+        if href is None:
             raise FetchError(
                 f"the index {self._index_url} does not offer {entry.filename}, which the list "
                 "names",
                 hint="the index and the list disagree (a mirror may be hiding a version); ask "
                 "its operator, or the publisher to republish both",
             )
-        return url
+        # Judged (scheme, host) only for a file asked for: a stray bad link fails nothing.
+        return fetch.join_url(page, href)
 
-    def _links(self, name: str) -> dict[str, str]:
+    def _page(self, name: str) -> tuple[str, dict[str, str]]:
         # Read in the calling thread (a download worker, usually), once per project: waiting on
         # the pool from inside the pool could leave every worker waiting for a queued page.
         with self._lock:
@@ -98,16 +111,18 @@ class WheelStore:
                 self._pages[name] = self._read_page(name)
             return self._pages[name]
 
-    def _read_page(self, name: str) -> dict[str, str]:
-        url = fetch.join_url(self._index_url, f"{name}/")
-        text = fetch.fetch_bytes(
-            url,
+    def _read_page(self, name: str) -> tuple[str, dict[str, str]]:
+        url, links = read_project_page(
+            name,
+            index_url=self._index_url,
             base_dir=self._base_dir,
-            max_bytes=MAX_PAGE_BYTES,
-            timeout=self._remaining(),
             cafile=self._cafile,
-        ).decode("utf-8", errors="replace")
-        return {f: fetch.join_url(url, u) for f, u in index.file_links(text, url).items()}
+            proxies=self._proxies,
+            timeout=self._remaining(),
+            cancel=self._cancel,
+            log=self._log,
+        )
+        return url, links
 
     # --- what -------------------------------------------------------------------------------
 
@@ -155,7 +170,13 @@ class WheelStore:
         url = self.url(entry)
         path = self.folder / entry.filename
         digest = fetch.download(
-            url, path, max_bytes=MAX_WHEEL_BYTES, timeout=self._remaining(), cafile=self._cafile
+            url,
+            path,
+            max_bytes=MAX_WHEEL_BYTES,
+            timeout=self._remaining(),
+            cafile=self._cafile,
+            proxies=self._proxies,
+            cancel=self._cancel,
         )
         if digest != entry.sha256:
             path.unlink()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -26,22 +27,25 @@ def keyring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keyring]:
 @pytest.fixture(autouse=True)
 def _isolated_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keyring_home_guard: None
-) -> None:
+) -> Iterator[None]:
     """No test reads the developer's state, config or pip settings, or shares a temp folder.
 
     A private temporary folder per test: a check that nothing was left behind then sees only
     what this test's safepip made, never another process's files in the shared /tmp.
     """
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    monkeypatch.setenv("TMPDIR", str(scratch))
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    # Short, under the system's temp folder: gpg-agent's socket path in a GnuPG home made
+    # below it must stay within the 108 bytes of a Unix socket name.
+    scratch = tempfile.mkdtemp(prefix="sp-", dir=os.environ.get("TMPDIR") or "/tmp")
+    monkeypatch.setenv("TMPDIR", scratch)
+    monkeypatch.setattr(tempfile, "tempdir", scratch)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
     for name in list(os.environ):
         if name.startswith("SAFEPIP_"):
             monkeypatch.delenv(name)
+    yield
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -47,7 +47,8 @@ def test_usage_error_is_one_line_with_hint() -> None:
 CHECK_NEVER_IMPORTS = (
     "http.client", "ssl", "urllib.request",  # fetch: only for http(s):// and file:// sources
     "concurrent.futures", "html.parser", "zipfile",  # vet: downloads, index pages, wheels
-    "safepip.index", "safepip.mirror", "safepip.pip", "safepip.wheel",
+    "safepip.index", "safepip.pip", "safepip.wheel",
+    "safepip.resolve", "safepip.wheelstore", "resolvelib",  # only to resolve loose requests
     "safepip.typosquat",  # only for names that are not on the list
     "rich",  # only for a progress bar on a terminal
 )  # fmt: skip

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import socket
 import stat
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -20,8 +18,18 @@ import pytest
 
 from safepip import __version__
 from safepip.errors import ConfigError, FetchError
-from safepip.fetch import download, fetch_bytes, is_allowed_source, join_url
+from safepip.fetch import (
+    CANCEL_SLICE,
+    Proxies,
+    download,
+    fetch_bytes,
+    free_space_reserve,
+    is_allowed_source,
+    join_url,
+)
+from tests.proxy import ConnectProxy
 from tests.server import LoopbackServer
+from tests.tls import TEST_HOST, make_tls_files
 
 CAP = 1 << 20
 DEADLINE = 1.5
@@ -142,6 +150,27 @@ def test_endless_device_refused() -> None:
 
 
 # --- size caps --------------------------------------------------------------------------------
+
+
+def test_file_url_of_a_folder_reads_its_index_html(root: Path) -> None:
+    # A file:// index's project page is a folder, as a static web server serves it.
+    page = (root / "simple" / "foo").as_uri() + "/"
+    got = fetch_bytes(page, max_bytes=CAP, timeout=DEADLINE)
+    assert got == (root / "simple" / "foo" / "index.html").read_bytes()
+    assert fetch_bytes(str(root / "simple" / "foo"), max_bytes=CAP, timeout=DEADLINE) == got
+
+
+def test_folder_without_index_html_refused(root: Path) -> None:
+    folder = root / "simple" / "bar"
+    folder.mkdir()
+    message = fails(folder.as_uri() + "/")
+    assert str(folder / "index.html") in message and "cannot open" in message
+
+
+def test_folder_whose_index_html_is_a_folder_refused(root: Path) -> None:
+    (root / "simple" / "bar" / "index.html").mkdir(parents=True)
+    message = fails(str(root / "simple" / "bar"))
+    assert "index.html: not a regular file" in message
 
 
 def test_content_length_over_cap_refused_before_reading(server: LoopbackServer) -> None:
@@ -397,6 +426,13 @@ def test_join_url_on_plain_path_gives_file_url(root: Path) -> None:
     assert fetch_bytes(joined, max_bytes=CAP, timeout=DEADLINE) == CONTENT
 
 
+@pytest.mark.parametrize("ref", ["http://[oops/x.whl", "https://[::1/x.whl"])
+def test_join_url_refuses_a_link_that_is_not_a_url(ref: str) -> None:
+    with pytest.raises(FetchError) as info:
+        join_url("https://example.org/simple/foo/", ref)
+    assert ref in str(info.value) and "not a URL" in str(info.value)
+
+
 # --- download ---------------------------------------------------------------------------------
 
 
@@ -509,35 +545,9 @@ def test_download_removes_dest_when_progress_callback_raises(
 
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A throw-away CA and a server certificate for IP 127.0.0.1 only (not "localhost")."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make a test certificate")
-    d = tmp_path_factory.mktemp("tls")
-
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
-
-    openssl(
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        "-subj", "/CN=safepip test CA",
-        "-keyout", "ca.key", "-out", "ca.pem",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-    )  # fmt: skip
-    openssl(
-        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-        "-keyout", "server.key", "-out", "server.csr",
-    )  # fmt: skip
-    (d / "ext.cnf").write_text(
-        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
-        "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n"
-        "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
-    )
-    openssl(
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "server.pem",
-    )  # fmt: skip
-    return {"ca": d / "ca.pem", "cert": d / "server.pem", "key": d / "server.key"}
+    """A throw-away CA and a server certificate for IP 127.0.0.1 and safepip.test only (not
+    "localhost")."""
+    return make_tls_files(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture
@@ -614,3 +624,301 @@ def test_fifo_cafile_refused_without_blocking(tls_server: LoopbackServer, tmp_pa
     assert fifo in str(info.value)
     assert info.value.exit_code == 2
     assert tls_server.requests == []
+
+
+# --- cancel (a Ctrl-C in the main thread while workers fetch) -----------------------------------
+
+
+def cancel_after(seconds: float) -> tuple[threading.Event, threading.Timer]:
+    """An event that another thread sets after ``seconds`` (start the timer, then join it)."""
+    event = threading.Event()
+    return event, threading.Timer(seconds, event.set)
+
+
+def test_cancel_stops_a_trickled_download_at_once(server: LoopbackServer, tmp_path: Path) -> None:
+    server.trickle("/slow.whl", b"x" * 100, interval=0.1)
+    dest = tmp_path / "slow.whl"
+    cancel, timer = cancel_after(0.5)
+    timer.start()
+    start = time.monotonic()
+    try:
+        with pytest.raises(FetchError) as info:
+            download(server.url_for("slow.whl"), dest, max_bytes=CAP, timeout=60, cancel=cancel)
+    finally:
+        timer.join()
+    elapsed = time.monotonic() - start
+    assert elapsed < 0.5 + CANCEL_SLICE + MARGIN, f"took {elapsed:.2f} s after the cancel"
+    assert "cancelled" in str(info.value)
+    assert not dest.exists()
+
+
+def test_cancel_stops_a_page_that_never_answers(server: LoopbackServer) -> None:
+    server.hang("/simple/foo/")
+    cancel, timer = cancel_after(0.3)
+    timer.start()
+    try:
+        message = fails(server.url_for("simple/foo/"), timeout=60 - MARGIN, cancel=cancel)
+    except AssertionError:
+        timer.join()
+        raise
+    timer.join()
+    assert "cancelled" in message
+
+
+def test_cancel_stops_a_stalled_tls_handshake(tls_files: dict[str, Path]) -> None:
+    with socket.socket() as listener:  # accepts (via the backlog), never speaks TLS
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        cancel, timer = cancel_after(0.3)
+        timer.start()
+        start = time.monotonic()
+        with pytest.raises(FetchError) as info:
+            fetch_bytes(
+                f"https://127.0.0.1:{listener.getsockname()[1]}/x",
+                max_bytes=CAP,
+                timeout=60,
+                cafile=str(tls_files["ca"]),
+                cancel=cancel,
+            )
+        timer.join()
+    assert time.monotonic() - start < 0.3 + CANCEL_SLICE + MARGIN
+    assert "cancelled" in str(info.value)
+
+
+def test_a_set_cancel_stops_a_local_file_read(root: Path) -> None:
+    cancel = threading.Event()
+    cancel.set()
+    assert "cancelled" in fails(str(root / "list.txt"), cancel=cancel)
+
+
+# --- free space: an index answering a small wheel with an endless body ------------------------
+
+
+def test_free_space_reserve_is_a_tenth_up_to_one_gib() -> None:
+    assert free_space_reserve(100 << 20) == 10 << 20
+    assert free_space_reserve(100 << 30) == 1 << 30
+    assert free_space_reserve(0) == 0
+
+
+def test_endless_download_stops_before_the_free_space_reserve(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
+    server.endless("/gamma-0.1-py3-none-any.whl")
+    dest = tmp_path / "gamma-0.1-py3-none-any.whl"
+    info = os.statvfs(tmp_path)
+    allowance = 8 << 20  # what this test lets the endless body write
+    reserve = info.f_bavail * info.f_frsize - allowance
+    peak = 0
+
+    def watch(size: int) -> None:
+        nonlocal peak
+        peak = max(peak, dest.stat().st_size)
+
+    start = time.monotonic()
+    with pytest.raises(FetchError) as info_error:
+        download(
+            server.url_for("gamma-0.1-py3-none-any.whl"),
+            dest,
+            max_bytes=1 << 40,
+            timeout=60,
+            min_free_bytes=reserve,
+            on_progress=watch,
+        )
+    message = str(info_error.value)
+    assert "free" in message and str(tmp_path) in message
+    assert info_error.value.hint is not None and "TMPDIR" in info_error.value.hint
+    assert time.monotonic() - start < 30, "stopped by the reserve, not by the deadline"
+    # Other programs write to this file system too: allow them a generous margin.
+    assert 0 < peak < allowance + (64 << 20)
+    assert not dest.exists()
+
+
+def test_download_refused_at_once_when_the_reserve_is_already_gone(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
+    dest = tmp_path / "list.txt"
+    with pytest.raises(FetchError, match="stopped after 0 bytes"):
+        download(
+            server.url_for("list.txt"),
+            dest,
+            max_bytes=CAP,
+            timeout=DEADLINE,
+            min_free_bytes=1 << 62,
+        )
+    assert not dest.exists()
+
+
+# --- proxies (pure) ---------------------------------------------------------------------------
+
+
+def test_proxies_from_environment_lower_case_wins() -> None:
+    both = Proxies.from_environ({"https_proxy": "http://a:1", "HTTPS_PROXY": "http://b:2"})
+    assert (both.https, both.https_source) == ("http://a:1", "https_proxy")
+    upper = Proxies.from_environ({"HTTPS_PROXY": "b:2", "NO_PROXY": " x.org, .y.org ,"})
+    assert (upper.https, upper.https_source, upper.no_proxy) == (
+        "b:2",
+        "HTTPS_PROXY",
+        ("x.org", ".y.org"),
+    )
+    assert Proxies.from_environ({"https_proxy": "", "no_proxy": ""}) == Proxies()
+
+
+def test_proxy_applies_to_https_only_and_never_to_loopback() -> None:
+    proxies = Proxies(https="proxy.corp:3128")
+    proxy = proxies.for_url("https://pypi.org/simple/")
+    assert proxy is not None and (proxy.host, proxy.port, proxy.url) == (
+        "proxy.corp",
+        3128,
+        "http://proxy.corp:3128",
+    )
+    for direct in ("https://127.0.0.1:8443/x", "https://localhost/x", "https://[::1]/x",
+                   "http://127.0.0.1:8080/x", "file:///tmp/x", "/tmp/x"):  # fmt: skip
+        assert proxies.for_url(direct) is None, direct
+    assert Proxies().for_url("https://pypi.org/") is None
+
+
+@pytest.mark.parametrize(
+    ("no_proxy", "url", "bypassed"),
+    [
+        ("*", "https://pypi.org/", True),
+        ("pypi.org", "https://pypi.org/", True),
+        ("pypi.org", "https://files.pypi.org/", True),
+        (".pypi.org", "https://pypi.org/", True),
+        ("*.pypi.org", "https://a.pypi.org/", True),
+        ("pypi.org", "https://notpypi.org/", False),
+        ("pypi.org:443", "https://pypi.org/", True),
+        ("pypi.org:8443", "https://pypi.org/", False),
+        ("10.0.0.0/8", "https://10.1.2.3/", True),
+        ("10.0.0.0/8", "https://11.1.2.3/", False),
+        ("10.1.2.3", "https://10.1.2.3:8443/", True),
+        ("fd00::/8", "https://[fd00::1]/", True),
+        ("[fd00::1]:443", "https://[fd00::1]/", True),
+        ("example.org, PyPI.org", "https://pypi.org/", True),
+        ("", "https://pypi.org/", False),
+    ],
+)
+def test_no_proxy(no_proxy: str, url: str, bypassed: bool) -> None:
+    proxies = Proxies.from_environ({"https_proxy": "http://proxy:3128", "no_proxy": no_proxy})
+    assert (proxies.for_url(url) is None) is bypassed
+
+
+def test_proxy_credentials_become_basic_auth_and_stay_out_of_messages() -> None:
+    proxy = Proxies(https="http://me:s%40cret@proxy:8080").for_url("https://pypi.org/")
+    assert proxy is not None and proxy.url == "http://proxy:8080"
+    assert proxy.authorization == "Basic bWU6c0BjcmV0"  # base64 of "me:s@cret"
+    assert "cret" not in repr(proxy)
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("socks5://proxy:1080", "socks5:// proxies are not supported"),
+        ("https://proxy:443", "https:// proxies are not supported"),
+        ("http://proxy:99999", "not a usable proxy URL"),
+        ("http://", "no host"),
+    ],
+)
+def test_unusable_proxy_setting_refused_when_used(value: str, why: str) -> None:
+    proxies = Proxies.from_environ({"HTTPS_PROXY": value})
+    assert proxies.for_url("https://127.0.0.1/") is None  # loopback: never asked
+    with pytest.raises(FetchError) as info:
+        proxies.for_url("https://pypi.org/")
+    assert why in str(info.value) and "HTTPS_PROXY" in str(info.value)
+
+
+# --- proxies: a real CONNECT proxy, TLS end to end --------------------------------------------
+
+
+def test_https_through_a_connect_proxy(
+    tls_server: LoopbackServer, tls_files: dict[str, Path]
+) -> None:
+    with ConnectProxy(hosts={TEST_HOST: "127.0.0.1"}) as proxy:
+        url = f"https://{TEST_HOST}:{tls_server.port}/list.txt"
+        got = fetch_bytes(
+            url,
+            max_bytes=CAP,
+            timeout=DEADLINE,
+            cafile=str(tls_files["ca"]),
+            proxies=Proxies(https=proxy.url),
+        )
+        assert got == CONTENT
+        assert proxy.targets == [f"{TEST_HOST}:{tls_server.port}"]
+        assert proxy.headers[0]["user-agent"] == f"safepip/{__version__}"
+        assert "proxy-authorization" not in proxy.headers[0]
+    assert tls_server.requests == ["/list.txt"]
+
+
+def test_download_through_a_proxy_sends_its_credentials(
+    tls_server: LoopbackServer, tls_files: dict[str, Path], tmp_path: Path
+) -> None:
+    with ConnectProxy(hosts={TEST_HOST: "127.0.0.1"}) as proxy:
+        credentials = proxy.url.replace("http://", "http://me:pw@")
+        digest = download(
+            f"https://{TEST_HOST}:{tls_server.port}/list.txt",
+            tmp_path / "list.txt",
+            max_bytes=CAP,
+            timeout=DEADLINE,
+            cafile=str(tls_files["ca"]),
+            proxies=Proxies(https=credentials),
+        )
+        assert proxy.headers[0]["proxy-authorization"] == "Basic bWU6cHc="
+    assert digest == hashlib.sha256(CONTENT).hexdigest()
+
+
+def test_tls_through_the_proxy_is_verified_end_to_end(
+    tls_server: LoopbackServer, tls_files: dict[str, Path]
+) -> None:
+    with ConnectProxy(hosts={TEST_HOST: "127.0.0.1", "other.test": "127.0.0.1"}) as proxy:
+        proxies = Proxies(https=proxy.url)
+        url = f"https://{TEST_HOST}:{tls_server.port}/list.txt"
+        message = fails(url, proxies=proxies)  # the system store does not know the test CA
+        assert url in message and "certificate" in message
+        other = f"https://other.test:{tls_server.port}/list.txt"  # not in the certificate
+        message = fails(other, proxies=proxies, cafile=str(tls_files["ca"]))
+        assert other in message and "certificate" in message
+        assert len(proxy.targets) == 2
+    assert tls_server.requests == []
+
+
+def test_no_proxy_connects_directly(tls_server: LoopbackServer) -> None:
+    with ConnectProxy(hosts={TEST_HOST: "127.0.0.1"}) as proxy:
+        proxies = Proxies.from_environ({"https_proxy": proxy.url, "no_proxy": "example.org,.test"})
+        message = fails(f"https://{TEST_HOST}:{tls_server.port}/list.txt", proxies=proxies)
+        assert f"cannot resolve {TEST_HOST}" in message  # this machine tried, not the proxy
+        assert proxy.targets == []
+
+
+def test_loopback_never_goes_through_the_proxy(server: LoopbackServer) -> None:
+    with ConnectProxy() as proxy:
+        proxies = Proxies(https=proxy.url)
+        got = fetch_bytes(
+            server.url_for("list.txt"), max_bytes=CAP, timeout=DEADLINE, proxies=proxies
+        )
+        assert got == CONTENT
+        assert proxy.targets == []
+
+
+def test_dead_proxy_named_in_a_one_line_error() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # bound, not listening: connections are refused
+        proxies = Proxies.from_environ({"HTTPS_PROXY": f"127.0.0.1:{port}"})
+        message = fails("https://pypi.example/simple/", proxies=proxies)
+    assert f"the proxy http://127.0.0.1:{port} (from HTTPS_PROXY) refused the connection" in message
+
+
+def test_proxy_refusing_connect_named_with_its_status(tls_server: LoopbackServer) -> None:
+    with ConnectProxy(refuse=403) as proxy:
+        proxies = Proxies(https=proxy.url, https_source="https_proxy")
+        message = fails(f"https://{TEST_HOST}:{tls_server.port}/list.txt", proxies=proxies)
+    assert f"the proxy {proxy.url} (from https_proxy) refused CONNECT" in message
+    assert "403" in message
+
+
+def test_proxy_that_never_answers_connect_hits_the_deadline() -> None:
+    with socket.socket() as listener:  # accepts (via the backlog), never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        proxy_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        message = fails("https://pypi.example/simple/", proxies=Proxies(https=proxy_url))
+    assert "deadline" in message and proxy_url in message

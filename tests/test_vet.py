@@ -1,0 +1,162 @@
+"""safepip.vet's transport steps against real servers on 127.0.0.1: locate and download_all.
+
+A hostile index (THREATS.md class E) decides what its project pages say and what its files
+hold; whatever it does, these steps end in a verdict or a FetchError, never an internal error,
+and leave no file behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from safepip import vet
+from safepip.errors import FetchError
+from safepip.hashlist import Entry
+from tests.server import LoopbackServer
+
+WHEEL = "gamma-0.1-py3-none-any.whl"
+BODY = b"PK\x05\x06" + b"\x00" * 18  # the bytes do not matter here, only their hash
+ENTRY = Entry(WHEEL, hashlib.sha256(BODY).hexdigest(), "gamma", "0.1", "wheel", 5)
+PAGE = f'<a href="../../{WHEEL}#sha256={ENTRY.sha256}">{WHEEL}</a>\n'
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left_behind() -> Iterator[None]:
+    before = set(threading.enumerate())
+    yield
+    left = [t for t in threading.enumerate() if t not in before]
+    assert not left, f"threads left running: {left}"
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Path:
+    root = tmp_path / "served"
+    (root / "simple" / "gamma").mkdir(parents=True)
+    (root / "simple" / "gamma" / "index.html").write_text(PAGE)
+    (root / WHEEL).write_bytes(BODY)
+    return root
+
+
+@pytest.fixture
+def server(served: Path) -> Iterator[LoopbackServer]:
+    with LoopbackServer(served) as srv:
+        yield srv
+
+
+def locate(index_url: str, log: list[str] | None = None) -> dict[str, str]:
+    return vet.locate(
+        [ENTRY],
+        index_url=index_url,
+        cafile=None,
+        base_dir=Path.cwd(),
+        log=log.append if log is not None else None,
+    )
+
+
+# --- locate: the project pages ------------------------------------------------------------------
+
+
+def test_locate_reads_a_file_index_whose_pages_are_folders(served: Path) -> None:
+    index_url = (served / "simple").as_uri() + "/"
+    assert locate(index_url) == {WHEEL: (served / WHEEL).as_uri()}
+
+
+def test_locate_refuses_a_file_index_folder_without_index_html(served: Path) -> None:
+    (served / "simple" / "gamma" / "index.html").unlink()
+    with pytest.raises(FetchError, match=r"index\.html: cannot open"):
+        locate((served / "simple").as_uri() + "/")
+
+
+def test_locate_skips_a_link_that_is_not_a_url_and_notes_it(server: LoopbackServer) -> None:
+    server.serve_bytes("/simple/gamma/", (PAGE + '<a href="http://[oops/x.tar.gz">x</a>').encode())
+    log: list[str] = []
+    assert locate(server.url_for("simple/"), log) == {WHEEL: server.url_for(WHEEL)}
+    assert log == [
+        f"{server.url_for('simple/gamma/')}: skipped a link that is not a URL: "
+        "'http://[oops/x.tar.gz'"
+    ]
+
+
+def test_locate_ignores_bad_links_of_files_not_on_the_list(server: LoopbackServer) -> None:
+    page = '<a href="file:///etc/passwd">passwd</a><a href="http://example.org/x.whl">x</a>'
+    server.serve_bytes("/simple/gamma/", (page + PAGE).encode())
+    assert locate(server.url_for("simple/")) == {WHEEL: server.url_for(WHEEL)}
+
+
+@pytest.mark.parametrize(
+    "href",
+    [f"file:///etc/{WHEEL}", f"http://example.org/{WHEEL}", f"ftp://127.0.0.1/{WHEEL}"],
+)
+def test_locate_refuses_a_listed_file_linked_to_another_scheme_or_host(
+    server: LoopbackServer, href: str
+) -> None:
+    server.serve_bytes("/simple/gamma/", f'<a href="{href}">{WHEEL}</a>'.encode())
+    with pytest.raises(FetchError) as info:
+        locate(server.url_for("simple/"))
+    assert href in str(info.value) and info.value.exit_code == 3
+
+
+def test_locate_refuses_a_page_html_parser_gives_up_on(server: LoopbackServer) -> None:
+    server.serve_bytes("/simple/gamma/", (PAGE + "<![xyz]>").encode())
+    with pytest.raises(FetchError, match="not a readable project page"):
+        locate(server.url_for("simple/"))
+
+
+def test_locate_refuses_an_endless_page_at_the_cap(server: LoopbackServer) -> None:
+    server.endless("/simple/gamma/")
+    with pytest.raises(FetchError, match="more than the cap"):
+        locate(server.url_for("simple/"))
+
+
+# --- download_all -------------------------------------------------------------------------------
+
+
+def artifact(url: str, filename: str = WHEEL, sha256: str = ENTRY.sha256) -> vet.Artifact:
+    return vet.Artifact("gamma", "0.1", filename, sha256, url)
+
+
+def test_download_all_stops_an_endless_body_at_the_free_space_reserve(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
+    server.endless("/" + WHEEL)
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    info = os.statvfs(folder)
+    reserve = info.f_bavail * info.f_frsize - (16 << 20)  # lets the endless body write 16 MiB
+    start = time.monotonic()
+    with pytest.raises(FetchError) as error:
+        vet.download_all(
+            [artifact(server.url_for(WHEEL))],
+            folder,
+            cafile=None,
+            timeout=120,
+            advance=lambda n: None,
+            min_free_bytes=reserve,
+        )
+    assert "free" in str(error.value) and time.monotonic() - start < 60
+    assert list(folder.iterdir()) == []
+
+
+def test_one_failed_download_cancels_the_others_and_removes_every_file(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
+    server.trickle("/slow-1.0-py3-none-any.whl", b"x" * 1000, interval=0.05)  # ~50 s
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    artifacts = [
+        artifact(server.url_for(WHEEL)),
+        artifact(server.url_for("slow-1.0-py3-none-any.whl"), "slow-1.0-py3-none-any.whl"),
+        artifact(server.url_for("missing-1.0-py3-none-any.whl"), "missing-1.0-py3-none-any.whl"),
+    ]
+    start = time.monotonic()
+    with pytest.raises(FetchError, match="404"):
+        vet.download_all(artifacts, folder, cafile=None, timeout=120, advance=lambda n: None)
+    assert time.monotonic() - start < 3
+    assert list(folder.iterdir()) == []
