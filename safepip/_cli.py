@@ -530,7 +530,7 @@ def _resolve(
             vet.Artifact(e.name, e.version, e.filename, e.sha256, store.url(e), extras)
             for e, extras in resolution.chosen
         ]
-        store.discard_except([e for e, _ in resolution.chosen])
+    store.discard_except([e for e, _ in resolution.chosen])  # after every download stopped
     return artifacts, [], False
 
 

@@ -32,8 +32,7 @@ WORKERS: Final = 8
 class WheelStore:
     """Listed wheels in ``folder`` (created 0700 by the caller), fetched from ``index_url``.
 
-    Use as a context manager: leaving it waits for (and, after a failure, abandons) every
-    download still under way.
+    Use as a context manager: leaving it stops every download still under way.
     """
 
     def __init__(
@@ -57,8 +56,8 @@ class WheelStore:
         self._proxies = proxies
         self._on_download = on_download
         self._log = log
-        #: Set when the store closes early (a failure, a Ctrl-C): every fetch stops within
-        #: fetch.CANCEL_SLICE instead of running on to the deadline.
+        #: Set when the store closes: every fetch stops within fetch.CANCEL_SLICE instead of
+        #: running on to the deadline.
         self._cancel = threading.Event()
         self._lock = threading.Lock()
         self._pages: dict[str, tuple[str, dict[str, str]]] = {}
@@ -70,15 +69,18 @@ class WheelStore:
     def __enter__(self) -> WheelStore:
         return self
 
-    def __exit__(self, exc_type: object, *exc_info: object) -> None:
-        self.close(abandon=exc_type is not None)
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
-    def close(self, *, abandon: bool = False) -> None:
-        """Cancel what has not started and wait for what has; with ``abandon`` (a failure or a
-        Ctrl-C), stop what has started too: its partial file is removed by :func:`fetch.download`.
+    def close(self) -> None:
+        """Stop every download still queued or under way and wait for it (within
+        ``fetch.CANCEL_SLICE``); its partial file is removed by :func:`fetch.download`.
+
+        Once a resolution is done every wheel it chose is already here (its METADATA was read),
+        so what is still running is a prefetch nobody needs; after a failure or a Ctrl-C,
+        nothing is needed at all.
         """
-        if abandon:
-            self._cancel.set()
+        self._cancel.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     # --- where ------------------------------------------------------------------------------
