@@ -176,7 +176,7 @@ def demo(work: Path, *, offline: bool) -> None:
         step(2, "The publisher hashes them, signs the list and writes a static index")
         pins = ["--trusted-key", fingerprint, "--key-file", str(public), "--no-config"]
         safepip(
-            "publish", "wheels", "--out", "site", "--key", fingerprint, "--expires", "7d", *pins
+            "publish", "wheels", "--out", "site", "--key", fingerprint, "--expires", "30d", *pins
         )
         print(textwrap.indent((work / "site" / "sha256sums.txt").read_text(), "    | "))
 
