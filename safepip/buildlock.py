@@ -15,56 +15,63 @@ downloaded only once the resolver looks at it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-from packaging.utils import canonicalize_name
-
 from safepip import build, hashlist, resolve, sandbox
-from safepip.errors import PolicyError
-from safepip.hashlist import Entry
+from safepip.errors import NotFoundError
+from safepip.hashlist import Entry, HashList
 from safepip.interpreter import TargetEnvironment, best_wheel
 
 __all__ = ["lock"]
 
-#: Rounds of "a page was missing, read it and resolve again" before giving up.
-_MAX_PAGES = 500
-
 
 class _Index:
-    """The index's wheels for this interpreter, read page by page, hashed on download."""
+    """The index's wheels for this interpreter, read page by page, hashed on download.
+
+    ``listed`` is a list whose projects are read from the index the first time the resolver
+    asks for them, so a dependency's page is there before the resolver judges its parent (were
+    it missing, resolvelib would walk back through every older version of the parent first).
+    """
 
     def __init__(self, source: build.Source, folder: Path, target: TargetEnvironment) -> None:
         self._source = source
         self._folder = folder
         self._target = target
         self._urls: dict[str, str] = {}
-        self._projects: set[str] = set()
         self.digests: dict[str, str] = {}
-        self.listed = build.empty_list()
+        self.listed = HashList(
+            header=hashlist.Header(),
+            entries=(),
+            sha256="",
+            legacy=True,
+            _by_filename={},
+            _by_name=_Pages(self.entries),
+            _by_sha256={},
+        )
 
-    def add(self, name: str) -> None:
-        """Read the page of ``name`` and add its fitting wheels (the best one per version)."""
-        name = canonicalize_name(name)
-        if name in self._projects:
-            return
-        self._projects.add(name)
+    def entries(self, name: str) -> tuple[Entry, ...]:
+        """The best-fitting wheel of each version of ``name`` the index offers."""
         by_version: dict[str, dict[str, str]] = {}
-        for filename, url in self._source.files(name).items():
+        try:
+            offered_files = self._source.files(name)
+        except NotFoundError:  # no such project: the resolver says what needed it
+            offered_files = {}
+        for filename, url in offered_files.items():
             found = build.wheel_of(filename)
             if found is not None and found[0] == name:
                 by_version.setdefault(str(found[1]), {})[filename] = url
+        entries = []
         for offered in by_version.values():
             best = best_wheel(sorted(offered), self._target)
             if best is not None:
                 self._urls[best] = offered[best]
-        # The resolver wants a list; the placeholder hashes are never written anywhere: the
-        # real ones come from the downloads (digest()).
-        text = "".join(
-            f"{hashlib.sha256(f.encode()).hexdigest()}  {f}\n" for f in sorted(self._urls)
-        )
-        if text:
-            self.listed = hashlist.parse(text.encode("ascii"), require_freshness=False)
+                # A placeholder: the resolver needs some hash; the pool gets the real one,
+                # taken from the download (digest()).
+                placeholder = hashlib.sha256(best.encode()).hexdigest()
+                version = best.split("-")[1]
+                entries.append(Entry(best, placeholder, name, version, "wheel", 0))
+        return tuple(entries)
 
     def path(self, entry: Entry) -> Path:
         dest = self._folder / entry.filename
@@ -76,21 +83,24 @@ class _Index:
         self.path(entry)
         return self.digests[entry.filename]
 
-    def choose(
-        self, needs: Sequence[resolve.Need], origin: str, target: TargetEnvironment
-    ) -> tuple[Entry, ...]:
-        for need in needs:
-            self.add(need.name)
-        for _ in range(_MAX_PAGES):
-            try:
-                return build.choose_from(self.listed, self.path, needs, origin, target)
-            except build.Unsatisfied as exc:
-                unread = {r.subject for r in exc.rejections} - self._projects
-                if not unread:
-                    raise
-                for name in unread:
-                    self.add(name)
-        raise PolicyError(f"{origin}: the build requirements need more than {_MAX_PAGES} projects")
+
+class _Pages(Mapping[str, tuple[Entry, ...]]):
+    """``name → entries``, each project read once, when first asked for."""
+
+    def __init__(self, read: Callable[[str], tuple[Entry, ...]]) -> None:
+        self._read = read
+        self._read_already: dict[str, tuple[Entry, ...]] = {}
+
+    def __getitem__(self, name: str) -> tuple[Entry, ...]:
+        if name not in self._read_already:
+            self._read_already[name] = self._read(name)
+        return self._read_already[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._read_already)
+
+    def __len__(self) -> int:
+        return len(self._read_already)
 
 
 def lock(
@@ -116,7 +126,7 @@ def lock(
     chosen: dict[str, Entry] = {}
 
     def choose(needs: Sequence[resolve.Need], origin: str) -> tuple[Entry, ...]:
-        found = index.choose(needs, origin, target)
+        found = build.choose_from(index.listed, index.path, needs, origin, target)
         chosen.update((e.filename, e) for e in found)
         return found
 
