@@ -20,8 +20,8 @@ from tests.wheels import make_wheel, sha256_of
 WHEELHOUSE = Path(__file__).resolve().parent.parent / ".wheelhouse"
 
 TOY_BACKEND = """
-import base64, hashlib, importlib.metadata, json, os, pathlib, socket, time, urllib.request
-import zipfile
+import base64, hashlib, importlib.metadata, json, os, pathlib, socket, subprocess, time
+import urllib.request, zipfile
 
 def get_requires_for_build_wheel(config_settings=None):
     path = pathlib.Path("dynamic-requires.txt")
@@ -60,6 +60,18 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         "%s/__init__.py" % name: pathlib.Path("%s.py" % name).read_bytes(),
         "toy_facts.json": json.dumps(facts, sort_keys=True).encode(),
     }
+    if info.get("cext"):
+        # An absolute source path, as setuptools passes: without a prefix map it lands in the
+        # debug information, and so in the build-id.
+        flags = os.environ.get("CPPFLAGS", "").split() if info["cext"] == "mapped" else []
+        shared = os.path.join(wheel_directory, "ext.so")
+        subprocess.run(
+            ["gcc", *flags, "-g", "-O1", "-shared", "-fPIC", "-o", shared,
+             os.path.abspath("ext.c")],
+            check=True,
+        )
+        files["%s/ext.so" % name] = pathlib.Path(shared).read_bytes()
+        os.unlink(shared)
     dist_info = "%s-%s.dist-info" % (name, version)
     files[dist_info + "/METADATA"] = (
         "Metadata-Version: 2.1\\nName: %s\\nVersion: %s\\n" % (name, version)
@@ -123,6 +135,7 @@ def toy_sdist(
     probe: int | None = None,
     stamp: bool = False,
     mode: int = 0o644,
+    cext: str = "",
 ) -> Path:
     """An sdist built by ``toybackend``; ``dynamic`` is what ``get_requires_for_build_wheel``
     adds; ``probe`` a TCP port the backend tries; ``stamp`` embeds the build time."""
@@ -131,6 +144,8 @@ def toy_sdist(
         info["probe"] = probe
     if stamp:
         info["stamp"] = True
+    if cext:  # "mapped": compiled with the build's CPPFLAGS; "unmapped": without them
+        info["cext"] = cext
     files = {
         "pyproject.toml": f'[build-system]\nrequires = ["{requires}"]\n'
         'build-backend = "toybackend"\n',
@@ -140,6 +155,8 @@ def toy_sdist(
     }
     if dynamic:
         files["dynamic-requires.txt"] = dynamic
+    if cext:
+        files["ext.c"] = "int answer(void) { return 42; }\n"
     return make_sdist(dest, name, version, files, mode=mode)
 
 

@@ -138,6 +138,54 @@ def test_world_writable_sdist_files_are_extracted_without_shared_write(
     assert code == 0, stderr
 
 
+needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+
+
+@needs_gcc
+def test_c_extension_rebuilds_identically_with_the_prefix_map(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, files: Path
+) -> None:
+    sdist = toy_sdist(files, "alpha", cext="mapped")
+    code, _, stderr, out = build(capsys, tmp_path, files, [sdist], [make_backend(files)], "--check")
+    assert code == 0, stderr
+    with zipfile.ZipFile(out / "alpha-1.0-py3-none-any.whl") as archive:
+        shared = archive.read("alpha/ext.so")
+    assert str(tmp_path).encode() not in shared
+    assert sandbox.NEUTRAL_ROOT.encode() in shared
+
+
+@needs_gcc
+def test_c_extension_without_the_prefix_map_differs_and_the_build_id_is_named(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, files: Path
+) -> None:
+    sdist = toy_sdist(files, "alpha", cext="unmapped")
+    code, _, stderr, out = build(capsys, tmp_path, files, [sdist], [make_backend(files)], "--check")
+    assert code == 1
+    assert "alpha/ext.so: contents differ" in stderr
+    assert "ELF build-id" in stderr and "(different)" in stderr
+    assert not out.exists()
+
+
+def test_without_a_namespace_the_proxies_still_point_at_a_closed_port(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    files: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sandbox, "isolation", lambda: sandbox.Isolation((), "none (test)"))
+    listener = socket.create_server(("127.0.0.1", 0))
+    try:
+        sdist = toy_sdist(files, "alpha", probe=listener.getsockname()[1])
+        code, _, stderr, out = build(capsys, tmp_path, files, [sdist], [make_backend(files)])
+    finally:
+        listener.close()
+    assert code == 0, stderr
+    assert "builds run offline: none (test)" in stderr
+    found = facts(out / "alpha-1.0-py3-none-any.whl")
+    assert found["http"] == "blocked"
+    assert found["tcp"] == "connected"  # best effort: a direct connection is not stopped
+
+
 def test_check_refuses_a_wheel_whose_builds_differ_naming_the_member(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, files: Path
 ) -> None:
