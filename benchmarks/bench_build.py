@@ -4,7 +4,9 @@ Not part of the test run. For each pinned project, the sdist's sha256 is taken f
 page (the hash upstream published), the pool of build dependencies is written once by
 ``safepip build --lock-build-deps`` against https://pypi.org/simple/, and then each sdist is built
 twice in different folders (``--check``), one safepip run per sdist so that one failure does not
-hide the others. Prints the table: project, backend, seconds (first build), identical.
+hide the others. Prints the table: project, backend, wheel, shared objects in it, seconds (the
+first build, environment included), identical. The pool it locked is printed on stderr: a name
+at two versions there is a build-dependency conflict one shared build environment cannot meet.
 
     python benchmarks/bench_build.py [--out FILE.md] [NAME==VERSION ...]
 
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
+import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -100,7 +103,7 @@ def main() -> int:
             print(done.stderr, file=sys.stderr)
             return 1
         print(pool.read_text(), file=sys.stderr)
-        rows = [("project", "backend", "seconds", "identical", "note")]
+        rows = [("project", "backend", "wheel", ".so files", "seconds", "identical", "note")]
         for spec, line in lines.items():
             one = work / f"{spec}.txt"
             one.write_text(line)
@@ -112,10 +115,15 @@ def main() -> int:
             document = json.loads(done.stdout or "{}")
             if done.returncode == 0:
                 built = document["built"][0]
-                rows.append((spec, built["backend"], f"{built['seconds']:.1f}", "yes", ""))
+                with zipfile.ZipFile(work / "out" / built["wheel"]) as wheel:
+                    shared = sum(name.endswith(".so") for name in wheel.namelist())
+                rows.append(
+                    (spec, built["backend"], built["wheel"], str(shared),
+                     f"{built['seconds']:.1f}", "yes", "")
+                )  # fmt: skip
             else:
                 why = document.get("error", {}).get("message", done.stderr.strip()[-200:])
-                rows.append((spec, "?", "-", "no", why[:300]))
+                rows.append((spec, "?", "-", "-", "-", "no", why[:300]))
             print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
     table = "\n".join(f"| {' | '.join(row)} |" for row in rows[:1])
     table += "\n|" + "---|" * len(rows[0]) + "\n"
