@@ -15,7 +15,7 @@ from safepip._cli import main
 from tests.keys import Keyring
 from tests.sdists import flit_core_wheel, flit_sdist, make_backend, pinned, toy_sdist
 from tests.site import Site
-from tests.wheels import make_wheel, sha256_of
+from tests.wheels import make_marker_sdist, make_wheel, sha256_of
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -204,25 +204,30 @@ def test_check_refuses_a_wheel_whose_builds_differ_naming_the_member(
 def test_sdist_with_other_bytes_is_refused_before_anything_runs(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, files: Path
 ) -> None:
-    sdist = toy_sdist(files, "alpha")
+    marker = tmp_path / "backend-ran"
+    sdist = make_marker_sdist(files, "alpha", "1.0", marker)
+    pool = write(tmp_path / "pool.txt", "")
+    argv = ["--build-requirements", str(pool), "--find-links", str(files)]
+    argv += ["--out", str(tmp_path / "out")]
     sdists = write(tmp_path / "sdists.txt", f"alpha==1.0 --hash=sha256:{'0' * 64}\n")
-    pool = write(tmp_path / "pool.txt", pinned([make_backend(files)]))
-    code, _, stderr = run(
-        capsys, "build", "-r", str(sdists), "--build-requirements", str(pool),
-        "--find-links", str(files), "--out", str(tmp_path / "out"),
-    )  # fmt: skip
+    code, _, stderr = run(capsys, "build", "-r", str(sdists), *argv)
     assert code == 1
     assert "hash-mismatch: alpha-1.0.tar.gz has sha256" in stderr
     assert "nothing of it ran" in stderr
-    assert not (tmp_path / "out").exists()
-    assert sdist.exists()
+    assert not marker.exists() and not (tmp_path / "out").exists()
+    assert sdist.exists()  # the source's file is left alone; only safepip's copy is deleted
+    # The control: with its own hash the same sdist's backend does run (and fails on purpose).
+    write(tmp_path / "sdists.txt", pinned([sdist]))
+    code, _, stderr = run(capsys, "build", "-r", str(sdists), *argv)
+    assert code == 4, stderr
+    assert marker.exists()
 
 
 def test_pool_wheel_with_other_bytes_is_refused_before_any_build(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, files: Path
 ) -> None:
-    marker = tmp_path / "ran"
-    sdist = toy_sdist(files, "alpha")
+    marker = tmp_path / "backend-ran"
+    sdist = make_marker_sdist(files, "alpha", "1.0", marker)
     backend = make_backend(files)
     pool = write(tmp_path / "pool.txt", f"toybackend==1.0 --hash=sha256:{'1' * 64}\n")
     sdists = write(tmp_path / "sdists.txt", pinned([sdist]))
