@@ -188,6 +188,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="the list now served, for the next serial (default: the configured list)",
     )
+    build = commands.add_parser(
+        "build", parents=[common], help="reproducible wheels from hash-pinned sdists"
+    )
+    build.add_argument(
+        "-r", "--requirement", action="append", default=[], type=Path, metavar="SDISTS",
+        required=True, help="sdists to build: name==version --hash=sha256:… lines; repeatable",
+    )  # fmt: skip
+    build.add_argument(
+        "--build-requirements", type=Path, required=True, metavar="POOL",
+        help="hashed build-dependency wheels (with --lock-build-deps: the file to write)",
+    )  # fmt: skip
+    build.add_argument("--out", type=_output_folder, metavar="DIR", help="wheels and sdists here")
+    build.add_argument("--find-links", type=Path, metavar="DIR", help="take the files from here")
+    build.add_argument("--check", action="store_true", help="build twice and compare")
+    build.add_argument(
+        "--lock-build-deps", action="store_true",
+        help="resolve the sdists' build requirements against the index and write POOL",
+    )  # fmt: skip
     return parser
 
 
@@ -337,7 +355,9 @@ def _publish(args: argparse.Namespace, cfg: Config, out: Output) -> int:
             log=out.debug,
         )
     out.result(
-        f"published {result.entries} wheels of {result.projects} projects, serial "
+        f"published {result.entries} wheels"
+        + (f" and {result.sdists} sdists" if result.sdists else "")
+        + f" of {result.projects} projects, serial "
         f"{result.serial}, expires {result.expires.isoformat()}\n"
         f"list:  {result.list_path}\nindex: {result.list_path.parent / 'simple'}/"
     )
@@ -778,6 +798,99 @@ def _names(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     return code
 
 
+def _build(args: argparse.Namespace, cfg: Config, out: Output) -> int:
+    import shutil  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    from safepip import build, interpreter, requirements  # noqa: PLC0415
+
+    if args.find_links is not None and not args.find_links.is_dir():
+        raise UsageError(f"--find-links {args.find_links}: not a folder")
+    if args.find_links is None and not cfg.index_url and not cfg.list:
+        raise UsageError(
+            "no source for the sdists", hint="pass --find-links DIR or --index-url URL"
+        )
+    if not args.lock_build_deps and args.out is None:
+        raise UsageError("--out DIR is required", hint="name the folder for wheels and sdists")
+    parsed = requirements.parse_files(args.requirement)
+    if parsed.rejections:
+        first = parsed.rejections[0]
+        raise UsageError(f"{first.location}: {first.message}")
+    sdists = build.wanted(parsed.lines, "SDISTS")
+    source = build.Source(
+        find_links=args.find_links,
+        index_url=None if args.find_links is not None else cfg.index(),
+        base_dir=cfg.base_dir,
+        cafile=cfg.cert,
+        proxies=cfg.proxies,
+        timeout=args.timeout,
+    )
+    target = interpreter.running()
+    work = Path(tempfile.mkdtemp(prefix="safepip-build-"))
+    try:
+        if args.lock_build_deps:
+            from safepip import buildlock  # noqa: PLC0415
+
+            pool_text, count = buildlock.lock(
+                sdists, source, work_dir=work, target=target, environ=dict(os.environ),
+                progress=out.info, log=out.debug,
+            )  # fmt: skip
+            try:
+                args.build_requirements.write_text(pool_text, encoding="utf-8")
+            except OSError as exc:
+                raise UsageError(f"cannot write {args.build_requirements}: {exc}") from exc
+            out.result(f"wrote {args.build_requirements}: {count} hashed build dependencies")
+            out.emit_json({"version": 1, "pool": str(args.build_requirements), "exit_code": 0})
+            return 0
+        pool_parsed = requirements.parse_files([args.build_requirements])
+        if pool_parsed.rejections:
+            first = pool_parsed.rejections[0]
+            raise UsageError(f"{first.location}: {first.message}")
+        (work / "pool").mkdir()
+        pool = build.fetch_pool(
+            source, build.wanted(pool_parsed.lines, "POOL"), work / "pool", target
+        )
+        out.info(f"pool: {len(pool.listed.entries)} build-dependency wheels, sha256 checked")
+        built = build.build_all(
+            sdists, source, pool, out_dir=args.out, work_dir=work, target=target,
+            check=args.check, environ=dict(os.environ), progress=out.info, log=out.debug,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    rows = [("project", "version", "backend", "seconds", "identical", "wheel sha256")]
+    for b in built:
+        same = "-" if b.identical is None else "yes" if b.identical else "no"
+        rows.append((b.name, b.version, b.backend, f"{b.seconds:.1f}", same, b.wheel_sha256))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    out.result(
+        "\n".join(
+            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+        )
+        + f"\nwheels and sdists in {args.out}: publish them with `safepip publish {args.out}`"
+    )
+    out.emit_json(
+        {
+            "version": 1,
+            "built": [
+                {
+                    "name": b.name,
+                    "version": b.version,
+                    "sdist": b.sdist,
+                    "sdist_sha256": b.sdist_sha256,
+                    "wheel": b.wheel,
+                    "wheel_sha256": b.wheel_sha256,
+                    "backend": b.backend,
+                    "seconds": round(b.seconds, 2),
+                    "identical": b.identical,
+                }
+                for b in built
+            ],
+            "exit_code": 0,
+        }
+    )
+    return 0
+
+
 HANDLERS: dict[str, Handler] = {
     "verify": _verify,
     "publish": _publish,
@@ -785,6 +898,7 @@ HANDLERS: dict[str, Handler] = {
     "check": _check,
     "lock": _lock,
     "names": _names,
+    "build": _build,
 }
 
 

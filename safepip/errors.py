@@ -133,3 +133,19 @@ class BytecodeError(PipError):
         "the packages work without .pyc files (Python compiles them on import); "
         "run again with -v to see why compiling failed"
     )
+
+
+class BuildError(SafepipError):
+    """A build of a vetted sdist failed: unreadable archive, backend error, no wheel (exit 4)."""
+
+    exit_code = 4
+    default_hint = "run again with -v to see the build backend's output"
+
+
+class IrreproducibleError(PolicyError):
+    """Two builds of one sdist made different wheels (exit 1); the message names the members."""
+
+    default_hint = (
+        "find what the build embeds (time, path, order, randomness) and fix it upstream; "
+        "safepip publishes only wheels that rebuild bit for bit"
+    )

@@ -9,6 +9,7 @@ what was opened, not on a name that could be swapped between a check and an open
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from dataclasses import dataclass
@@ -88,3 +89,16 @@ def _open(path: Path, what: str) -> tuple[int, os.stat_result]:
         os.close(fd)
         raise ConfigError(f"{what} {path}: not a regular file", hint=_HINT)
     return fd, status
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 hex digest of the file at ``path``, read in 1 MiB blocks.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()

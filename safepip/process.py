@@ -37,11 +37,14 @@ def run(
     stdin: str | None = None,
     timeout: float | None = None,
     merge_stderr: bool = False,
+    cwd: str | None = None,
 ) -> Finished:
     """Run ``argv`` to completion in a new session, feeding it ``stdin`` (else /dev/null).
 
     On a timeout the session is killed; on an interrupt (any exception while waiting) it gets
     SIGINT, then SIGKILL after :data:`GRACE_SECONDS`, and the exception passes on.
+
+    ``cwd`` (default: this process's) is the child's working folder.
 
     Raises:
         OSError: ``argv[0]`` cannot be started.
@@ -56,6 +59,7 @@ def run(
         encoding="utf-8",
         errors="replace",
         start_new_session=os.name == "posix",
+        cwd=cwd,
     )
     try:
         stdout, stderr = process.communicate(stdin, timeout=timeout)

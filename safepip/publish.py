@@ -31,7 +31,6 @@ never a restart at 1.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import html
 import os
 import re
@@ -47,11 +46,12 @@ from types import FrameType
 from typing import Final
 from urllib.parse import quote
 
-from packaging.utils import canonicalize_name
+from packaging.utils import InvalidSdistFilename, canonicalize_name, parse_sdist_filename
 
 from safepip import fetch, gpg, hashlist
 from safepip.config import MAX_VALIDITY_DAYS
 from safepip.errors import ListFormatError, NotFoundError, PublishError, UsageError
+from safepip.files import sha256_file
 from safepip.policy import Rejection
 from safepip.wheel import WheelError, read_metadata
 
@@ -90,6 +90,7 @@ class Published:
     expires: datetime
     entries: int
     projects: int
+    sdists: int = 0
 
 
 def parse_duration(text: str) -> timedelta:
@@ -111,7 +112,9 @@ def parse_duration(text: str) -> timedelta:
 
 
 def collect(wheel_dir: Path) -> dict[str, tuple[str, str | None]]:
-    """``filename → (sha256, Requires-Python)`` for every wheel in ``wheel_dir``.
+    """``filename → (sha256, Requires-Python)`` for every wheel and sdist in ``wheel_dir``.
+
+    ``.tar.gz`` sdists (``safepip build`` puts each beside its wheel) are listed as data.
 
     Raises:
         PublishError: the folder is missing or empty, holds a symlink or a file that is not a
@@ -128,9 +131,16 @@ def collect(wheel_dir: Path) -> dict[str, tuple[str, str | None]]:
             raise PublishError(
                 f"{path}: not a regular file", hint="the wheel folder must hold only wheel files"
             )
+        if _is_sdist(path.name):
+            # Listed as data beside the wheel built from it (DESIGN.md §2): anyone can check
+            # the source against upstream's hash and rebuild the wheel. Never installed.
+            found[path.name] = (sha256_file(path), None)
+            continue
         if not path.name.endswith(".whl"):
             raise PublishError(
-                f"{path}: not a wheel", hint="safepip publishes wheels only; move other files out"
+                f"{path}: not a wheel",
+                hint="safepip publishes wheels (and the .tar.gz sdists they were built from); "
+                "move other files out",
             )
         try:
             metadata = read_metadata(path)
@@ -146,18 +156,20 @@ def collect(wheel_dir: Path) -> dict[str, tuple[str, str | None]]:
                 hint="rebuild the wheel with a plain requirement (name and version specifier) "
                 "and publish that dependency as a wheel of its own",
             )
-        found[path.name] = (_sha256_file(path), metadata.requires_python)
-    if not found:
+        found[path.name] = (sha256_file(path), metadata.requires_python)
+    if not any(name.endswith(".whl") for name in found):
         raise PublishError(f"{wheel_dir} holds no wheels")
     return found
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1024 * 1024), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _is_sdist(filename: str) -> bool:
+    if not filename.endswith(".tar.gz"):
+        return False
+    try:
+        parse_sdist_filename(filename)
+    except InvalidSdistFilename:
+        return False
+    return True
 
 
 def previous_serial(out_dir: Path) -> tuple[int, frozenset[str]]:
@@ -501,6 +513,7 @@ def publish(
         chosen,
         now,
         now + expires_in,
-        len(files),
+        len(files) - sum(_is_sdist(name) for name in files),
         len(projects),
+        sum(_is_sdist(name) for name in files),
     )
