@@ -20,7 +20,11 @@ from safepip.config import Config, load
 from safepip.errors import SafepipError, UsageError
 
 if TYPE_CHECKING:
+    from safepip.install import Request, Trust
+    from safepip.listcache import ListCache
     from safepip.policy import Rejection
+    from safepip.state import TrustState
+    from safepip.vet import Artifact, TrustedList
 
 Handler = Callable[[argparse.Namespace, Config, Output], int]
 
@@ -208,13 +212,13 @@ def _config(args: argparse.Namespace, environ: dict[str, str]) -> Config:
     )
 
 
-def _state(environ: dict[str, str]) -> Any:
+def _state(environ: dict[str, str]) -> TrustState:
     from safepip.state import TrustState, default_state_dir  # noqa: PLC0415
 
     return TrustState(default_state_dir(environ))
 
 
-def _cache(environ: dict[str, str]) -> Any:
+def _cache(environ: dict[str, str]) -> ListCache | None:
     """The cache of verified lists, or ``None`` without a place for it (it is only a copy)."""
     from safepip.errors import FetchError  # noqa: PLC0415
     from safepip.listcache import ListCache, default_cache_dir  # noqa: PLC0415
@@ -225,21 +229,7 @@ def _cache(environ: dict[str, str]) -> Any:
         return None
 
 
-def _announce(trusted: Any, out: Output) -> None:
-    """The list's warnings, and (with -v) the signatures that were ignored and why."""
-    for warning in trusted.warnings:
-        out.warn(warning)
-    for ignored in trusted.verification.ignored:
-        out.debug(f"ignored a signature by {ignored.key}: {ignored.reason}")
-
-
-def _commit(trusted: Any, out: Output) -> None:
-    """The command succeeded: record the list's serial (and cache it). A refusal never gets here."""
-    for warning in trusted.commit():
-        out.warn(warning)
-
-
-def _list_json(trusted: Any) -> dict[str, Any]:
+def _list_json(trusted: TrustedList) -> dict[str, Any]:
     header = trusted.hashlist.header
     return {
         "url": trusted.url,
@@ -251,7 +241,7 @@ def _list_json(trusted: Any) -> dict[str, Any]:
 
 
 def _verify(args: argparse.Namespace, cfg: Config, out: Output) -> int:
-    from safepip import vet  # noqa: PLC0415
+    from safepip import install, vet  # noqa: PLC0415
 
     if args.min_remaining is not None and not 0 <= args.min_remaining < 1e6:
         raise UsageError(f"--min-remaining {args.min_remaining:g}: give a number of days")
@@ -260,13 +250,13 @@ def _verify(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     trusted = vet.load_trusted_list(
         cfg, now=now, state=_state(environ), log=out.debug, cache=_cache(environ)
     )
-    _announce(trusted, out)
+    install.announce(trusted, out)
     if args.min_remaining is not None:
         vet.judge_remaining(trusted, now=now, min_days=args.min_remaining)
     parsed = trusted.hashlist
     header = parsed.header
     wheels = len(parsed.wheels())
-    _commit(trusted, out)  # recorded before the verdict is shown: one verdict, one document
+    install.commit(trusted, out)  # recorded before the verdict is shown: one verdict, one document
     out.result(
         "\n".join(
             [
@@ -387,7 +377,7 @@ def _served(args: argparse.Namespace, cfg: Config, out: Output) -> Any:
     return served
 
 
-def _report(out: Output, rejections: Sequence[Any]) -> None:
+def _report(out: Output, rejections: Sequence[Rejection]) -> None:
     """Every rejection, one line each: ``file:line: code: message`` (or ``subject: code: …``)."""
     for rejection in rejections:
         where = rejection.location or rejection.subject
@@ -395,7 +385,10 @@ def _report(out: Output, rejections: Sequence[Any]) -> None:
 
 
 def _vet_document(
-    trusted: Any, artifacts: Sequence[Any], rejections: Sequence[Any], code: int
+    trusted: TrustedList | None,
+    artifacts: Sequence[Artifact],
+    rejections: Sequence[Rejection],
+    code: int,
 ) -> dict[str, Any]:
     return {
         "version": 1,
@@ -421,7 +414,10 @@ _HINTS = (
 
 
 def _refuse(
-    out: Output, trusted: Any, rejections: Sequence[Any], artifacts: Sequence[Any] = ()
+    out: Output,
+    trusted: TrustedList,
+    rejections: Sequence[Rejection],
+    artifacts: Sequence[Artifact] = (),
 ) -> int:
     _report(out, rejections)
     codes = {r.code for r in rejections}
@@ -434,319 +430,64 @@ def _refuse(
     return 1
 
 
-def _requirements(args: argparse.Namespace) -> Any:
-    from safepip import requirements  # noqa: PLC0415
-    from safepip.requirements import ParsedRequirements  # noqa: PLC0415
+def _trust(environ: dict[str, str]) -> Trust:
+    from safepip.install import Trust  # noqa: PLC0415
 
-    files = requirements.parse_files(args.requirement) if args.requirement else None
-    specs = requirements.parse_specs(args.specs) if args.specs else None
-    parts = [p for p in (files, specs) if p is not None]
-    if not parts:
-        raise UsageError("nothing to do: give requirement specs or -r FILE")
-    return ParsedRequirements(
-        lines=tuple(line for p in parts for line in p.lines),
-        rejections=tuple(r for p in parts for r in p.rejections),
-    )
+    return Trust(_state(environ), _cache(environ), datetime.now(tz=timezone.utc))
 
 
-def _trusted(cfg: Config, out: Output, *, fallback: bool = False) -> Any:
-    """The verified list; ``fallback``: from the cache when its server cannot be reached."""
-    from safepip import vet  # noqa: PLC0415
+def _request(args: argparse.Namespace) -> Request:
+    from safepip.install import Request  # noqa: PLC0415
 
-    environ = dict(os.environ)
-    trusted = vet.load_trusted_list(
-        cfg,
-        now=datetime.now(tz=timezone.utc),
-        state=_state(environ),
-        log=out.debug,
-        cache=_cache(environ),
-        fallback=fallback,
-    )
-    _announce(trusted, out)
-    out.info(f"list: {trusted.describe()}")
-    return trusted
-
-
-def _resolve(
-    args: argparse.Namespace,
-    cfg: Config,
-    out: Output,
-    lines: Sequence[Any],
-    *,
-    trusted: Any,
-    staging: Path,
-) -> tuple[list[Any], list[Any], bool]:
-    """The artifacts to install and the rejections: locked fast path, else the in-process
-    resolver over vetted metadata. Returns (artifacts, rejections, locked); for the resolver
-    path the wheels are already downloaded and hash-checked into ``staging / "wheels"``."""
-    from safepip import interpreter, resolve, vet  # noqa: PLC0415
-    from safepip.wheelstore import WheelStore  # noqa: PLC0415
-
-    listed = trusted.hashlist
-    target = interpreter.describe(getattr(args, "python", None))
-    if vet.is_locked(lines):
-        planned, rejections = vet.plan_locked(lines, listed, target)
-        if rejections:
-            return [], rejections, True
-        urls = vet.locate(
-            [e for e, _ in planned],
-            index_url=cfg.index(),
-            cafile=cfg.cert,
-            base_dir=cfg.base_dir,
-            proxies=cfg.proxies,
-            log=out.debug,
-        )
-        artifacts = [
-            vet.Artifact(e.name, e.version, e.filename, e.sha256, urls[e.filename], extras)
-            for e, extras in planned
-        ]
-        return artifacts, [], True
-    wheels = staging / "wheels"
-    wheels.mkdir(mode=0o700)
-    out.info(f"resolving {len(lines)} requirement(s) against the list's wheels")
-    with WheelStore(
-        wheels,
-        index_url=cfg.index(),
-        cafile=cfg.cert,
-        base_dir=cfg.base_dir,
+    return Request(
+        specs=tuple(args.specs),
+        files=tuple(args.requirement),
+        python=getattr(args, "python", None),
+        target=getattr(args, "target", None),
         timeout=args.timeout,
-        proxies=cfg.proxies,
-        on_download=lambda entry: out.debug(f"fetched and hash-checked {entry.filename}"),
-        log=out.debug,
-    ) as store:
-        try:
-            resolution, rejections = resolve.resolve(
-                resolve.requested(lines, target),
-                listed,
-                target,
-                metadata=store.metadata,
-                prefetch=store.prefetch,
-            )
-        except resolve.Refused as refused:
-            return [], [refused.rejection], False
-        if resolution is None:
-            return [], rejections, False
-        artifacts = [
-            vet.Artifact(e.name, e.version, e.filename, e.sha256, store.url(e), extras)
-            for e, extras in resolution.chosen
-        ]
-    store.discard_except([e for e, _ in resolution.chosen])  # after every download stopped
-    return artifacts, [], False
-
-
-def _vet(
-    args: argparse.Namespace, cfg: Config, out: Output, staging: Path
-) -> tuple[Any, list[Any], list[Any]]:
-    """Steps 1-6 of DESIGN.md §5; returns (trusted list, artifacts, rejections)."""
-    from safepip import interpreter, policy, vet  # noqa: PLC0415
-
-    parsed = _requirements(args)
-    trusted = _trusted(cfg, out)
-    rejections = list(parsed.rejections)
-    names = [(line.name, line.location) for line in parsed.lines]
-    typos, warnings = vet.judge_names(names, cfg, trusted.hashlist)
-    for warning in warnings:
-        out.warn(warning)
-    rejections.extend(typos)
-    # A lookalike name is reported as that, not also as "not on the list".
-    flagged = {r.subject for r in typos}
-    unflagged = [line for line in parsed.lines if line.name not in flagged]
-    rejections.extend(
-        policy.judge_request(unflagged, trusted.hashlist, locked=vet.is_locked(parsed.lines))
+        dry_run=getattr(args, "dry_run", False),
     )
-    if rejections:  # before any request reaches the index
-        return trusted, [], rejections
-    artifacts, problems, locked = _resolve(
-        args, cfg, out, parsed.lines, trusted=trusted, staging=staging
-    )
-    if problems:
-        return trusted, artifacts, _lookalikes_named(problems, cfg, trusted, out)
-    if not locked:  # the resolver fetched, hash-checked and read every wheel it chose
-        return trusted, artifacts, []
-    wheels = staging / "wheels"
-    wheels.mkdir(mode=0o700)
-    with out.progress_bar("downloading", len(artifacts)) as advance:
-        problems = vet.download_all(
-            artifacts,
-            wheels,
-            cafile=cfg.cert,
-            timeout=args.timeout,
-            advance=advance,
-            proxies=cfg.proxies,
-        )
-    # A refused download leaves a hole in the closure; judging it would only add noise.
-    target = interpreter.describe(getattr(args, "python", None))
-    problems += vet.check_wheels(
-        artifacts, wheels, closure=not problems, environment=target.markers
-    )
-    return trusted, artifacts, _lookalikes_named(problems, cfg, trusted, out)
-
-
-def _lookalikes_named(problems: list[Any], cfg: Config, trusted: Any, out: Output) -> list[Any]:
-    """Transitive names, judged after resolution: a missing lookalike is called a typosquat."""
-    from safepip import vet  # noqa: PLC0415
-
-    relabelled, warnings = vet.name_lookalikes(problems, cfg, trusted.hashlist)
-    for warning in warnings:
-        out.warn(warning)
-    return relabelled
 
 
 def _install(args: argparse.Namespace, cfg: Config, out: Output) -> int:
-    import shutil  # noqa: PLC0415
-    import tempfile  # noqa: PLC0415
+    from safepip import install  # noqa: PLC0415
 
-    from safepip import bytecode, pip, target, vet  # noqa: PLC0415
-
-    staging = Path(tempfile.mkdtemp(prefix="safepip-"))  # mkdtemp makes it 0700
-    try:
-        trusted, artifacts, rejections = _vet(args, cfg, out, staging)
-        if rejections:
-            return _refuse(out, trusted, rejections, artifacts)
-        if args.dry_run:
-            _commit(trusted, out)
-            for a in artifacts:
-                out.result(f"would install {a.name} {a.version} ({a.filename})")
-            out.emit_json(_vet_document(trusted, artifacts, [], 0))
-            return 0
-        generated = staging / "vetted.txt"
-        generated.write_text(vet.requirements_text(artifacts), encoding="utf-8")
-        out.info(f"all {len(artifacts)} wheel(s) vetted; pip installs them with --require-hashes")
-        # Asked before pip installs: the compile step then runs without `site`, so that no .pth
-        # file or sitecustomize of the packages installed runs (pip never runs them either).
-        layout = bytecode.target_layout(
-            args.python, args.target, environ=dict(os.environ), log=out.debug
+    environ = dict(os.environ)
+    outcome = install.install(_request(args), cfg, out, _trust(environ), environ)
+    if outcome.refused:
+        return _refuse(out, outcome.trusted, outcome.rejections, outcome.artifacts)
+    artifacts = outcome.artifacts
+    if args.dry_run:
+        for a in artifacts:
+            out.result(f"would install {a.name} {a.version} ({a.filename})")
+    else:
+        out.result(
+            f"installed {len(artifacts)} vetted package(s): "
+            + ", ".join(f"{a.name}=={a.version}" for a in artifacts)
         )
-        if args.target is None:
-            pip.install(
-                staging / "wheels",
-                generated,
-                python_target=args.python,
-                target_dir=None,
-                environ=dict(os.environ),
-                log=out.debug,
-            )
-        else:
-            # pip installs into an empty folder inside the target, then safepip merges it in.
-            with target.staging(args.target) as place:
-                pip.install(
-                    staging / "wheels",
-                    generated,
-                    python_target=args.python,
-                    target_dir=place.pip_dir,
-                    environ=dict(os.environ),
-                    log=out.debug,
-                )
-                merged = target.merge(place)
-            for warning in merged.warnings:
-                out.warn(warning)
-            for old in merged.old_versions:
-                out.info(f"removed {old} and the files its RECORD names from {args.target}")
-        compiled = bytecode.compile_installed(
-            [staging / "wheels" / a.filename for a in artifacts],
-            layout,
-            environ=dict(os.environ),
-            log=out.debug,
-        )
-        out.debug(f"byte-compiled {compiled.compiled} of {compiled.sources} .py file(s)")
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    _commit(trusted, out)
-    out.result(
-        f"installed {len(artifacts)} vetted package(s): "
-        + ", ".join(f"{a.name}=={a.version}" for a in artifacts)
-    )
-    out.emit_json(_vet_document(trusted, artifacts, [], 0))
+    out.emit_json(_vet_document(outcome.trusted, artifacts, [], 0))
     return 0
 
 
 def _check(args: argparse.Namespace, cfg: Config, out: Output) -> int:
-    from safepip import policy, requirements, vet  # noqa: PLC0415
+    from safepip import install  # noqa: PLC0415
 
-    if not args.files:
-        raise UsageError("no requirements file given", hint="safepip check requirements.txt")
-    parsed = requirements.parse_files(args.files)
-    trusted = _trusted(cfg, out, fallback=True)
-    rejections = list(parsed.rejections)
-    typos, warnings = vet.judge_names(
-        [(line.name, line.location) for line in parsed.lines], cfg, trusted.hashlist
-    )
-    for warning in warnings:
-        out.warn(warning)
-    rejections.extend(typos)
-    # A lookalike line is reported as that, not also as not on the list (as install does).
-    flagged = {(r.subject, r.location) for r in typos}
-    for line in parsed.lines:
-        if (line.name, line.location) not in flagged:
-            rejections.extend(policy.judge_lock_line(line, trusted.hashlist))
-    rejections.sort(key=lambda r: _location_key(r.location))
-    if rejections:
-        return _refuse(out, trusted, rejections)
-    _commit(trusted, out)
-    out.result(f"ok: {len(parsed.lines)} requirement(s) in {len(args.files)} file(s) vetted")
-    out.emit_json(_vet_document(trusted, [], [], 0))
+    outcome = install.check(args.files, cfg, out, _trust(dict(os.environ)))
+    if outcome.refused:
+        return _refuse(out, outcome.trusted, outcome.rejections)
+    out.result(f"ok: {outcome.lines} requirement(s) in {len(args.files)} file(s) vetted")
+    out.emit_json(_vet_document(outcome.trusted, [], [], 0))
     return 0
 
 
-def _location_key(location: str | None) -> tuple[str, int]:
-    if not location or ":" not in location:
-        return (location or "", 0)
-    path, _, line = location.rpartition(":")
-    return (path, int(line) if line.isdigit() else 0)
-
-
 def _lock(args: argparse.Namespace, cfg: Config, out: Output) -> int:
-    import shutil  # noqa: PLC0415
-    import tempfile  # noqa: PLC0415
+    from safepip import install  # noqa: PLC0415
 
-    from safepip import policy, vet  # noqa: PLC0415
-
-    staging = Path(tempfile.mkdtemp(prefix="safepip-"))
-    try:
-        parsed = _requirements(args)
-        trusted = _trusted(cfg, out)
-        rejections = list(parsed.rejections)
-        typos, warnings = vet.judge_names(
-            [(line.name, line.location) for line in parsed.lines], cfg, trusted.hashlist
-        )
-        for warning in warnings:
-            out.warn(warning)
-        rejections.extend(typos)
-        flagged = {r.subject for r in typos}
-        unflagged = [line for line in parsed.lines if line.name not in flagged]
-        rejections.extend(
-            policy.judge_request(unflagged, trusted.hashlist, locked=vet.is_locked(parsed.lines))
-        )
-        if rejections:
-            return _refuse(out, trusted, rejections)
-        artifacts, rejections, _ = _resolve(
-            args, cfg, out, parsed.lines, trusted=trusted, staging=staging
-        )
-        rejections = _lookalikes_named(rejections, cfg, trusted, out)
-        if rejections:
-            return _refuse(out, trusted, rejections, artifacts)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    lines = [
-        f"# generated by safepip lock from {trusted.url} (serial {trusted.hashlist.header.serial})"
-    ]
-    for artifact in sorted(artifacts, key=lambda a: a.name):
-        # Every listed wheel of that exact version: the lock file then works on every platform
-        # the list covers. The hashes come from the list, never from the index.
-        hashes = sorted(
-            e.sha256
-            for e in trusted.hashlist.for_project(artifact.name)
-            if e.kind == "wheel" and e.version == artifact.version
-        )
-        options = "".join(f" \\\n    --hash=sha256:{h}" for h in hashes)
-        lines.append(f"{artifact.name}=={artifact.version}{options}")
-    try:
-        args.output.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    except OSError as exc:  # checked when parsed, but permissions or a full disk remain
-        raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
-    _commit(trusted, out)
-    out.result(f"wrote {args.output}: {len(artifacts)} pinned and hashed requirement(s)")
-    out.emit_json(_vet_document(trusted, artifacts, [], 0))
+    outcome = install.lock(_request(args), args.output, cfg, out, _trust(dict(os.environ)))
+    if outcome.refused:
+        return _refuse(out, outcome.trusted, outcome.rejections, outcome.artifacts)
+    out.result(f"wrote {args.output}: {len(outcome.artifacts)} pinned and hashed requirement(s)")
+    out.emit_json(_vet_document(outcome.trusted, outcome.artifacts, [], 0))
     return 0
 
 

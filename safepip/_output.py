@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
@@ -74,7 +74,7 @@ class Output:
             self.stdout.write("\n")
 
     @contextmanager
-    def progress_bar(self, description: str, total: int) -> Iterator[Any]:
+    def progress_bar(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
         """A rich progress bar on a terminal; a no-op advancer elsewhere.
 
         Yields a callable ``advance(n)``.
