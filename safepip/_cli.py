@@ -20,6 +20,7 @@ from safepip.config import Config, load
 from safepip.errors import SafepipError, UsageError
 
 if TYPE_CHECKING:
+    from safepip.destination import Destination
     from safepip.install import Request, Trust
     from safepip.listcache import ListCache
     from safepip.policy import Rejection
@@ -146,7 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="requirements file (strict subset of pip's syntax); repeatable",
     )
-    install.add_argument("--python", metavar="PATH", help="install into this interpreter")
+    install.add_argument(
+        "--python",
+        metavar="PATH",
+        help="install into this interpreter, or the environment folder holding bin/python",
+    )
+    install.add_argument(
+        "--system", action="store_true", help="install into the first python3 on PATH"
+    )
     install.add_argument("--target", type=Path, metavar="DIR", help="install into this folder")
     install.add_argument("--dry-run", action="store_true", help="vet and report only")
 
@@ -436,24 +444,38 @@ def _trust(environ: dict[str, str]) -> Trust:
     return Trust(_state(environ), _cache(environ), datetime.now(tz=timezone.utc))
 
 
-def _request(args: argparse.Namespace) -> Request:
+def _request(args: argparse.Namespace, python: str | None = None) -> Request:
     from safepip.install import Request  # noqa: PLC0415
 
     return Request(
         specs=tuple(args.specs),
         files=tuple(args.requirement),
-        python=getattr(args, "python", None),
+        python=python,
         target=getattr(args, "target", None),
         timeout=args.timeout,
         dry_run=getattr(args, "dry_run", False),
     )
 
 
+def _destination(args: argparse.Namespace, environ: dict[str, str]) -> Destination:
+    import shutil  # noqa: PLC0415
+
+    from safepip import destination  # noqa: PLC0415
+
+    where = destination.Where(
+        python=args.python, system=args.system, target=args.target, dry_run=args.dry_run
+    )
+    return destination.choose(where, environ=environ, cwd=Path.cwd(), which=shutil.which)
+
+
 def _install(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     from safepip import install  # noqa: PLC0415
 
     environ = dict(os.environ)
-    outcome = install.install(_request(args), cfg, out, _trust(environ), environ)
+    place = _destination(args, environ)
+    out.debug(f"installing for {place.python or sys.executable} (chosen by {place.how})")
+    request = _request(args, place.python)
+    outcome = install.install(request, cfg, out, _trust(environ), environ)
     if outcome.refused:
         return _refuse(out, outcome.trusted, outcome.rejections, outcome.artifacts)
     artifacts = outcome.artifacts
@@ -464,6 +486,7 @@ def _install(args: argparse.Namespace, cfg: Config, out: Output) -> int:
         out.result(
             f"installed {len(artifacts)} vetted package(s): "
             + ", ".join(f"{a.name}=={a.version}" for a in artifacts)
+            + f" {place.describe(args.target)}"
         )
     out.emit_json(_vet_document(outcome.trusted, artifacts, [], 0))
     return 0
