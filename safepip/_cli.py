@@ -50,12 +50,12 @@ def _common(*, suppress: bool) -> _Parser:
     group.add_argument(
         "--key-file", action="append", metavar="FILE", help="armoured public key file"
     )
-    group.add_argument("--index-url", metavar="URL", help="PEP 503 index serving the wheels")
+    group.add_argument("-i", "--index-url", metavar="URL", help="PEP 503 index serving the wheels")
     group = common.add_argument_group("output and configuration")
     group.add_argument("--format", choices=("text", "json"), **_default("text", suppress))
-    group.add_argument("-q", "--quiet", action="store_true", help="only errors and results")
+    group.add_argument("-q", "--quiet", action="count", help="only errors and results")
     group.add_argument(
-        "-v", "--verbose", action="store_true", help="show pip and gpg command lines"
+        "-v", "--verbose", action="count", help="show pip's and gpg's command lines and output"
     )
     group.add_argument("--no-progress", action="store_true", help="no progress bars")
     group.add_argument("--color", choices=("auto", "always", "never"), **_default("auto", suppress))
@@ -121,6 +121,71 @@ def _output_folder(text: str) -> Path:
     return path
 
 
+class _Refused(argparse.Action):
+    """A pip flag safepip refuses: remembered as spelled, refused once the line is parsed."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        refused = getattr(namespace, "pip_refused", None) or []
+        namespace.pip_refused = [*refused, option_string or self.dest]
+
+
+def _pip_install_flags(install: argparse.ArgumentParser) -> None:
+    """pip's install flags (DESIGN.md §4; README "pip's flags"): honoured, no-op or refused."""
+    from safepip import pipflags  # noqa: PLC0415  (small, data only)
+
+    group = install.add_argument_group("pip's install flags that safepip honours")
+    group.add_argument("-U", "--upgrade", action="store_true", help="accepted: see README")
+    group.add_argument(
+        "--upgrade-strategy", choices=("only-if-needed", "eager"), help="accepted: see README"
+    )
+    group.add_argument("--force-reinstall", action="store_true", help="accepted: see README")
+    group.add_argument("--no-deps", action="store_true", help="install no dependency")
+    group.add_argument("--pre", action="store_true", help="admit pre-release versions")
+    group.add_argument(
+        "-c", "--constraint", action="append", default=[], type=Path, metavar="FILE",
+        help="constraints file (the same strict parser as -r); repeatable",
+    )  # fmt: skip
+    group.add_argument("--user", action="store_true", help="install into the user site")
+    group.add_argument("--prefix", type=Path, metavar="DIR", help="install under this prefix")
+    group.add_argument("--root", type=Path, metavar="DIR", help="install relative to this root")
+    group.add_argument(
+        "--break-system-packages", action="store_true", help="passed to pip (PEP 668)"
+    )
+    group.add_argument("--no-compile", action="store_true", help="write no .pyc files")
+    group.add_argument("--compile", action="store_true", help="write .pyc files (the default)")
+    group.add_argument(
+        "--report", metavar="FILE", help="write pip's installation report (JSON; - for stdout)"
+    )
+    group.add_argument(
+        "--extra-index-url", action="append", default=[], metavar="URL",
+        help="another index to fetch listed wheels from (every byte is still vetted)",
+    )  # fmt: skip
+    group.add_argument(
+        "-f", "--find-links", action="append", default=[], metavar="URL",
+        help="a folder or page to fetch listed wheels from (every byte is still vetted)",
+    )  # fmt: skip
+    group.add_argument("--no-index", action="store_true", help="use only -f sources")
+    quiet = install.add_argument_group("pip's install flags accepted as no-ops (see README)")
+    for flag in pipflags.NO_OPS:
+        if flag.metavar is None:
+            quiet.add_argument(*flag.names, dest=flag.dest, action="store_true", help=flag.why)
+        else:
+            quiet.add_argument(
+                *flag.names, dest=flag.dest, action="append", metavar=flag.metavar, help=flag.why
+            )
+    refused = install.add_argument_group("pip's install flags that safepip refuses (exit 1)")
+    for flag in pipflags.REFUSED:
+        refused.add_argument(
+            *flag.names, dest=flag.dest, action=_Refused, metavar=flag.metavar, help=flag.why
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole argparse tree (DESIGN.md §4); common flags go before or after the command."""
     common = _common(suppress=True)
@@ -155,8 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument(
         "--system", action="store_true", help="install into the first python3 on PATH"
     )
-    install.add_argument("--target", type=Path, metavar="DIR", help="install into this folder")
+    install.add_argument(
+        "-t", "--target", type=Path, metavar="DIR", help="install into this folder"
+    )
     install.add_argument("--dry-run", action="store_true", help="vet and report only")
+    _pip_install_flags(install)
 
     check = commands.add_parser("check", parents=[common], help="lock-file verdict for CI")
     check.add_argument("files", nargs="*", type=Path, metavar="FILE")
@@ -209,7 +277,9 @@ def _config(args: argparse.Namespace, environ: dict[str, str]) -> Config:
         "signature": args.signature,
         "trusted-keys": args.trusted_key,
         "key-files": args.key_file,
-        "index-url": args.index_url,
+        # For install and lock, -i / --index-url is a source taking the configured index's
+        # place (pip's meaning); the configured index stays the last one tried.
+        "index-url": None if args.command in ("install", "lock") else args.index_url,
     }
     return load(
         cwd=Path.cwd(),
@@ -445,16 +515,39 @@ def _trust(environ: dict[str, str]) -> Trust:
 
 
 def _request(args: argparse.Namespace, python: str | None = None) -> Request:
+    """The Request of ``install`` or ``lock`` (``lock`` has no install flags: their defaults)."""
     from safepip.install import Request  # noqa: PLC0415
+
+    def flag(name: str, default: Any = None) -> Any:
+        return getattr(args, name, default)
 
     return Request(
         specs=tuple(args.specs),
         files=tuple(args.requirement),
         python=python,
-        target=getattr(args, "target", None),
+        target=flag("target"),
         timeout=args.timeout,
-        dry_run=getattr(args, "dry_run", False),
+        dry_run=flag("dry_run", False),
+        index_url=flag("index_url"),
+        extra_index_urls=tuple(flag("extra_index_url", ())),
+        find_links=tuple(_place(link) for link in flag("find_links", ())),
+        no_index=flag("no_index", False),
+        constraints=tuple(flag("constraint", ())),
+        pre=flag("pre", False),
+        no_deps=flag("no_deps", False),
+        upgrade=flag("upgrade", False),
+        force_reinstall=flag("force_reinstall", False),
+        user=flag("user", False),
+        prefix=flag("prefix"),
+        root=flag("root"),
+        break_system_packages=flag("break_system_packages", False),
+        compile=not flag("no_compile", False),
     )
+
+
+def _place(link: str) -> str:
+    """A ``-f`` place: a URL as given, a local path made absolute (it is relative to the cwd)."""
+    return link if "://" in link else str(Path(link).absolute())
 
 
 def _destination(args: argparse.Namespace, environ: dict[str, str]) -> Destination:
@@ -463,14 +556,35 @@ def _destination(args: argparse.Namespace, environ: dict[str, str]) -> Destinati
     from safepip import destination  # noqa: PLC0415
 
     where = destination.Where(
-        python=args.python, system=args.system, target=args.target, dry_run=args.dry_run
+        python=args.python,
+        system=args.system,
+        target=args.target,
+        prefix=args.prefix,
+        root=args.root,
+        user=args.user,
+        dry_run=args.dry_run,
     )
     return destination.choose(where, environ=environ, cwd=Path.cwd(), which=shutil.which)
+
+
+def _pip_flags(args: argparse.Namespace, out: Output) -> None:
+    """Refuse the pip flags safepip refuses (exit 1, naming the flag); note the no-ops."""
+    from safepip import pipflags  # noqa: PLC0415
+    from safepip.errors import PolicyError  # noqa: PLC0415
+
+    refused = getattr(args, "pip_refused", None)
+    if refused:
+        why = next(f.why for f in pipflags.REFUSED if refused[0] in f.names)
+        raise PolicyError(f"{refused[0]}: refused: {why}", hint=pipflags.REFUSED_HINT)
+    for flag in pipflags.NO_OPS:
+        if getattr(args, flag.dest, None):
+            out.debug(f"{flag.names[-1]}: accepted, nothing to do: {flag.why}")
 
 
 def _install(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     from safepip import install  # noqa: PLC0415
 
+    _pip_flags(args, out)
     environ = dict(os.environ)
     place = _destination(args, environ)
     out.debug(f"installing for {place.python or sys.executable} (chosen by {place.how})")
@@ -479,14 +593,25 @@ def _install(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     if outcome.refused:
         return _refuse(out, outcome.trusted, outcome.rejections, outcome.artifacts)
     artifacts = outcome.artifacts
+    if args.report == "-":
+        import json  # noqa: PLC0415
+
+        from safepip import interpreter  # noqa: PLC0415
+
+        markers = interpreter.describe(place.python).markers
+        out.result(json.dumps(install.report_document(outcome, markers), indent=2))
+    elif args.report is not None:
+        install.write_report(Path(args.report), outcome, place.python)
     if args.dry_run:
         for a in artifacts:
             out.result(f"would install {a.name} {a.version} ({a.filename})")
     else:
+        where = args.target or args.prefix or args.root
+        user = " --user" if args.user else ""
         out.result(
             f"installed {len(artifacts)} vetted package(s): "
             + ", ".join(f"{a.name}=={a.version}" for a in artifacts)
-            + f" {place.describe(args.target)}"
+            + f" {place.describe(where)}{user}"
         )
     out.emit_json(_vet_document(outcome.trusted, artifacts, [], 0))
     return 0
@@ -615,13 +740,20 @@ def _main(argv: Sequence[str] | None) -> int:
     # Known before argparse runs, so that a usage error of a JSON run is a JSON document too.
     out = Output(format=_format_in(argv), no_color_env="NO_COLOR" in environ)
     try:
-        args = build_parser().parse_args(argv)
+        args, unknown = build_parser().parse_known_args(argv)
+        if unknown:
+            command = f" {args.command}" if args.command else ""
+            # The hint names the command's own help: the top level lists no install flags.
+            raise UsageError(
+                f"unrecognized arguments: {' '.join(unknown)}",
+                hint=f"see `safepip{command} --help`",
+            )
         if args.command is None:
             build_parser().print_help(sys.stderr)
             raise UsageError("no command given", hint="see `safepip --help`")
         out.format = args.format
-        out.quiet = args.quiet
-        out.verbose = args.verbose
+        out.quiet = bool(args.quiet)
+        out.verbose = bool(args.verbose)
         out.color = args.color
         out.progress = not args.no_progress
         cfg = _config(args, environ)

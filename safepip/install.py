@@ -14,21 +14,28 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 from safepip import policy, requirements, vet
 from safepip.config import Config
-from safepip.errors import UsageError
+from safepip.errors import FetchError, UsageError
 from safepip.listcache import ListCache
 from safepip.policy import Rejection
 from safepip.requirements import ParsedRequirements, RequirementLine
 from safepip.state import TrustState
 from safepip.vet import Artifact, TrustedList
+
+if TYPE_CHECKING:
+    from safepip.sources import Links
 
 
 class Notes(Protocol):
@@ -57,7 +64,15 @@ class Request:
     """What to install or lock: specs from the command line and requirements files.
 
     ``python`` is the target interpreter (``None``: safepip's own), ``target`` a ``--target``
-    folder; ``timeout`` bounds all the downloads of the run.
+    folder; ``timeout`` bounds all the downloads of the run. ``index_url`` (``-i``) takes the
+    place of the configured index, which stays the last source tried; ``extra_index_urls`` and
+    ``find_links`` add sources; ``no_index`` leaves only ``find_links``
+    (:func:`safepip.sources.ordered`). ``constraints`` are ``-c`` files (the same strict
+    parser), ``pre`` admits pre-releases, ``no_deps`` follows no dependency. ``upgrade`` and
+    ``force_reinstall`` are pip's ``-U`` and ``--force-reinstall``: every run installs the
+    newest vetted versions the request admits, from the vetted wheels, which is what both ask.
+    ``user``, ``prefix``, ``root``: pip puts the files there and byte-compiles them itself
+    (unless not ``compile``).
     """
 
     specs: tuple[str, ...] = ()
@@ -66,6 +81,32 @@ class Request:
     target: Path | None = None
     timeout: float = vet.DOWNLOAD_DEADLINE
     dry_run: bool = False
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    no_index: bool = False
+    constraints: tuple[Path, ...] = ()
+    pre: bool = False
+    no_deps: bool = False
+    upgrade: bool = False
+    force_reinstall: bool = False
+    user: bool = False
+    prefix: Path | None = None
+    root: Path | None = None
+    break_system_packages: bool = False
+    compile: bool = True
+
+    def pip_options(self) -> list[str]:
+        """Where pip puts the files, for ``--user``, ``--prefix``, ``--root`` (pip does these
+        itself), and ``--break-system-packages``."""
+        options = ["--user"] if self.user else []
+        if self.prefix is not None:
+            options += ["--prefix", str(self.prefix.absolute())]
+        if self.root is not None:
+            options += ["--root", str(self.root.absolute())]
+        if self.break_system_packages:
+            options.append("--break-system-packages")
+        return options
 
 
 @dataclass(frozen=True)
@@ -79,6 +120,7 @@ class Outcome:
     artifacts: tuple[Artifact, ...]
     rejections: tuple[Rejection, ...]
     lines: int = 0
+    requested: frozenset[str] = frozenset()
 
     @property
     def refused(self) -> bool:
@@ -101,6 +143,43 @@ def read_request(request: Request) -> ParsedRequirements:
         lines=tuple(line for p in parts for line in p.lines),
         rejections=tuple(r for p in parts for r in p.rejections),
     )
+
+
+def read_constraints(
+    request: Request, markers: Mapping[str, str]
+) -> tuple[dict[str, SpecifierSet], list[Rejection]]:
+    """``name → specifier`` from the ``-c`` files (lines whose marker holds in ``markers``),
+    parsed as strictly as requirements files, and their rejections.
+
+    Raises:
+        RequirementsError: a file cannot be read or a line does not parse.
+    """
+    if not request.constraints:
+        return {}, []
+    parsed = requirements.parse_files(list(request.constraints))
+    found: dict[str, SpecifierSet] = {}
+    for line in parsed.lines:
+        marker = line.requirement.marker
+        if marker is None or marker.evaluate({**markers, "extra": ""}):
+            found[line.name] = found.get(line.name, SpecifierSet()) & line.requirement.specifier
+    return found, list(parsed.rejections)
+
+
+def judge_constraints(
+    planned: Sequence[Artifact], constraints: Mapping[str, SpecifierSet]
+) -> list[Rejection]:
+    """A locked wheel whose version a constraint excludes (pure)."""
+    return [
+        Rejection(
+            "dependency-missing",
+            a.name,
+            f"{a.name}=={a.version} is excluded by the constraint {a.name}{constraints[a.name]} "
+            "(-c)",
+        )
+        for a in planned
+        if a.name in constraints
+        and not constraints[a.name].contains(Version(a.version), prereleases=True)
+    ]
 
 
 def trusted_list(cfg: Config, notes: Notes, trust: Trust, *, fallback: bool = False) -> TrustedList:
@@ -171,8 +250,7 @@ def resolve_lines(
     *,
     trusted: TrustedList,
     staging: Path,
-    python: str | None,
-    timeout: float,
+    request: Request,
 ) -> tuple[list[Artifact], list[Rejection], bool]:
     """The artifacts to install and the rejections: locked fast path, else the in-process
     resolver over vetted metadata. Returns (artifacts, rejections, locked); for the resolver
@@ -186,36 +264,34 @@ def resolve_lines(
     from safepip.wheelstore import WheelStore  # noqa: PLC0415
 
     listed = trusted.hashlist
-    target = interpreter.describe(python)
+    target = interpreter.describe(request.python)
+    links = source_links(request, cfg, notes)
+    constraints, problems = read_constraints(request, target.markers)
+    if problems:
+        return [], problems, vet.is_locked(lines)
     if vet.is_locked(lines):
         planned, rejections = vet.plan_locked(lines, listed, target)
         if rejections:
             return [], rejections, True
-        urls = vet.locate(
-            [e for e, _ in planned],
-            index_url=cfg.index(),
-            cafile=cfg.cert,
-            base_dir=cfg.base_dir,
-            proxies=cfg.proxies,
-            log=notes.debug,
-        )
         artifacts = [
-            Artifact(e.name, e.version, e.filename, e.sha256, urls[e.filename], extras)
-            for e, extras in planned
+            Artifact(e.name, e.version, e.filename, e.sha256, "", extras) for e, extras in planned
         ]
+        rejections = judge_constraints(artifacts, constraints)
+        if rejections:
+            return [], rejections, True
+        urls = vet.locate([e for e, _ in planned], links)
+        artifacts = [replace(a, url=urls[a.filename]) for a in artifacts]
         return artifacts, [], True
     wheels = staging / "wheels"
     wheels.mkdir(mode=0o700)
     notes.info(f"resolving {len(lines)} requirement(s) against the list's wheels")
     with WheelStore(
         wheels,
-        index_url=cfg.index(),
+        links=links,
         cafile=cfg.cert,
-        base_dir=cfg.base_dir,
-        timeout=timeout,
+        timeout=request.timeout,
         proxies=cfg.proxies,
         on_download=lambda entry: notes.debug(f"fetched and hash-checked {entry.filename}"),
-        log=notes.debug,
     ) as store:
         try:
             resolution, rejections = resolve.resolve(
@@ -224,6 +300,9 @@ def resolve_lines(
                 target,
                 metadata=store.metadata,
                 prefetch=store.prefetch,
+                pre=request.pre,
+                constraints=constraints,
+                deps=not request.no_deps,
             )
         except resolve.Refused as refused:
             return [], [refused.rejection], False
@@ -235,6 +314,42 @@ def resolve_lines(
         ]
     store.discard_except([e for e, _ in resolution.chosen])  # after every download stopped
     return artifacts, [], False
+
+
+def source_links(request: Request, cfg: Config, notes: Notes) -> Links:
+    """Where the listed files are looked for, in order (:func:`safepip.sources.ordered`).
+
+    Pages share one deadline, ``request.timeout``, with the downloads.
+    """
+    from safepip import sources  # noqa: PLC0415  (lazy: see the module)
+
+    configured = cfg.index()
+    ordered = sources.ordered(
+        request.index_url or configured,
+        extra_indexes=request.extra_index_urls,
+        find_links=request.find_links,
+        fallback=configured if request.index_url else None,
+        no_index=request.no_index,
+    )
+    deadline = time.monotonic() + request.timeout
+
+    def remaining() -> float:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise FetchError(
+                f"the downloads did not finish within {request.timeout:g} s",
+                hint="check that the index answers, or raise --timeout",
+            )
+        return min(left, vet.LIST_DEADLINE)
+
+    return sources.Links(
+        ordered,
+        base_dir=cfg.base_dir,
+        cafile=cfg.cert,
+        proxies=cfg.proxies,
+        timeout=remaining,
+        log=notes.debug,
+    )
 
 
 def lookalikes_named(
@@ -267,11 +382,11 @@ def _resolved(
         notes,
         trusted=trusted,
         staging=staging,
-        python=request.python,
-        timeout=request.timeout,
+        request=request,
     )
     named = lookalikes_named(problems, cfg, trusted, notes) if problems else []
-    return Outcome(trusted, tuple(artifacts), tuple(named)), locked
+    requested = frozenset(line.name for line in parsed.lines)
+    return Outcome(trusted, tuple(artifacts), tuple(named), requested=requested), locked
 
 
 def vet_request(
@@ -304,10 +419,13 @@ def vet_request(
     # A refused download leaves a hole in the closure; judging it would only add noise.
     target = interpreter.describe(request.python)
     problems += vet.check_wheels(
-        artifacts, wheels, closure=not problems, environment=target.markers
+        artifacts,
+        wheels,
+        closure=not problems and not request.no_deps,
+        environment=target.markers,
     )
     named = lookalikes_named(problems, cfg, trusted, notes)
-    return Outcome(trusted, tuple(artifacts), tuple(named))
+    return replace(outcome, rejections=tuple(named))
 
 
 def install(
@@ -333,10 +451,18 @@ def install(
         generated = staging / "vetted.txt"
         generated.write_text(vet.requirements_text(artifacts), encoding="utf-8")
         notes.info(f"all {len(artifacts)} wheel(s) vetted; pip installs them with --require-hashes")
+        options = request.pip_options()
+        # --user, --prefix, --root: pip knows where the files go, so pip byte-compiles them.
+        pip_compiles = request.compile and (
+            request.user or request.prefix is not None or request.root is not None
+        )
+        safepip_compiles = request.compile and not pip_compiles
         # Asked before pip installs: the compile step then runs without `site`, so that no .pth
         # file or sitecustomize of the packages installed runs (pip never runs them either).
-        layout = bytecode.target_layout(
-            request.python, request.target, environ=environ, log=notes.debug
+        layout = (
+            bytecode.target_layout(request.python, request.target, environ=environ, log=notes.debug)
+            if safepip_compiles
+            else None
         )
         if request.target is None:
             pip.install(
@@ -346,6 +472,8 @@ def install(
                 target_dir=None,
                 environ=environ,
                 log=notes.debug,
+                options=options,
+                compile=pip_compiles,
             )
         else:
             # pip installs into an empty folder inside the target, then safepip merges it in.
@@ -357,19 +485,21 @@ def install(
                     target_dir=place.pip_dir,
                     environ=environ,
                     log=notes.debug,
+                    options=options,
                 )
                 merged = target.merge(place)
             for warning in merged.warnings:
                 notes.warn(warning)
             for old in merged.old_versions:
                 notes.info(f"removed {old} and the files its RECORD names from {request.target}")
-        compiled = bytecode.compile_installed(
-            [staging / "wheels" / a.filename for a in artifacts],
-            layout,
-            environ=environ,
-            log=notes.debug,
-        )
-        notes.debug(f"byte-compiled {compiled.compiled} of {compiled.sources} .py file(s)")
+        if layout is not None:
+            compiled = bytecode.compile_installed(
+                [staging / "wheels" / a.filename for a in artifacts],
+                layout,
+                environ=environ,
+                log=notes.debug,
+            )
+            notes.debug(f"byte-compiled {compiled.compiled} of {compiled.sources} .py file(s)")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     commit(outcome.trusted, notes)
@@ -453,3 +583,49 @@ def _location_key(location: str | None) -> tuple[str, int]:
         return (location or "", 0)
     path, _, line = location.rpartition(":")
     return (path, int(line) if line.isdigit() else 0)
+
+
+def report_document(outcome: Outcome, environment: Mapping[str, str]) -> dict[str, object]:
+    """pip's installation report (``--report``, format ``"1"``) for the vetted artifacts (pure):
+    what pip's would say, with the list's hashes."""
+    from safepip import __version__  # noqa: PLC0415
+
+    return {
+        "version": "1",
+        "pip_version": f"safepip {__version__}",
+        "install": [
+            {
+                "download_info": {
+                    "url": a.url,
+                    "archive_info": {
+                        "hash": f"sha256={a.sha256}",
+                        "hashes": {"sha256": a.sha256},
+                    },
+                },
+                "is_direct": False,
+                "is_yanked": False,
+                "requested": a.name in outcome.requested,
+                "requested_extras": sorted(a.extras),
+                "metadata": {"metadata_version": "2.1", "name": a.name, "version": a.version},
+            }
+            for a in outcome.artifacts
+        ],
+        "environment": dict(environment),
+    }
+
+
+def write_report(path: Path, outcome: Outcome, python: str | None) -> None:
+    """Write :func:`report_document` to ``path``, for the interpreter ``python``.
+
+    Raises:
+        UsageError: ``path`` cannot be written.
+    """
+    import json  # noqa: PLC0415
+
+    from safepip import interpreter  # noqa: PLC0415
+
+    document = report_document(outcome, interpreter.describe(python).markers)
+    try:
+        path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--report {path}: cannot write it: {exc.strerror or exc}") from exc

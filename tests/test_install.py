@@ -8,7 +8,8 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,13 +68,27 @@ class Index:
         return [line for line in out.stdout.splitlines() if line]
 
 
-@pytest.fixture
-def index(tmp_path: Path, keyring: Keyring, monkeypatch: pytest.MonkeyPatch) -> Iterator[Index]:
+@contextmanager
+def served_index(
+    tmp_path: Path,
+    keyring: Keyring,
+    monkeypatch: pytest.MonkeyPatch,
+    more: Sequence[tuple[str, str]] = (),
+) -> Iterator[Index]:
+    """WHEELS, delta and ``more`` (name, version) published, served, and a fresh venv."""
     monkeypatch.setenv("GNUPGHOME", str(keyring.home))
     site = make_site(tmp_path, keyring, WHEELS)
     make_wheel(site.wheels, "delta", "1.0", extras=DELTA_EXTRAS)
+    for name, version in more:
+        make_wheel(site.wheels, name, version)
     with published_and_served(site, monkeypatch, "--serial", "1") as (server, client, venv):
         yield Index(site, server, client, venv)
+
+
+@pytest.fixture
+def index(tmp_path: Path, keyring: Keyring, monkeypatch: pytest.MonkeyPatch) -> Iterator[Index]:
+    with served_index(tmp_path, keyring, monkeypatch) as served:
+        yield served
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
