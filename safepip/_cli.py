@@ -741,6 +741,12 @@ def _main(argv: Sequence[str] | None) -> int:
     out = Output(format=_format_in(argv), no_color_env="NO_COLOR" in environ)
     try:
         args, unknown = build_parser().parse_known_args(argv)
+        if unknown and args.command and argv.index(args.command) > 0:
+            # pip takes its options before the command too (`pip --no-cache-dir install …`);
+            # every flag is accepted after the command, so move the command first.
+            where = argv.index(args.command)
+            argv = [args.command, *argv[:where], *argv[where + 1 :]]
+            args, unknown = build_parser().parse_known_args(argv)
         if unknown:
             command = f" {args.command}" if args.command else ""
             # The hint names the command's own help: the top level lists no install flags.

@@ -64,6 +64,8 @@ NO_OPS: Final = (
     PipFlag(("--trusted-host",), "no-op", "every byte is hash-checked against the list", "HOST"),
     PipFlag(("--retries",), "no-op", _NET, "N"),
     PipFlag(("--default-timeout",), "no-op", _NET, "SECONDS"),
+    PipFlag(("--use-deprecated",), "no-op", "safepip resolves with its own resolver", "FEATURE"),
+    PipFlag(("--use-feature",), "no-op", "safepip resolves with its own resolver", "FEATURE"),
 )
 
 REFUSED: Final = (

@@ -73,7 +73,8 @@ def no_op_argv() -> list[str]:
     values = {"--only-binary": ":all:", "--root-user-action": "ignore", "--progress-bar": "off",
               "--exists-action": "i", "--trusted-host": "pypi.org", "--retries": "2",
               "--default-timeout": "100", "--cache-dir": "/nonexistent", "-C": "a=b",
-              "--config-settings": "a=b", "--global-option": "x"}  # fmt: skip
+              "--config-settings": "a=b", "--global-option": "x",
+              "--use-deprecated": "legacy-resolver", "--use-feature": "truststore"}  # fmt: skip
     for flag in pipflags.NO_OPS:
         name = flag.names[-1]
         argv += [name, values[name]] if flag.metavar else [name]
