@@ -236,7 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="requirements file; repeatable",
     )  # fmt: skip
     lock.add_argument(
-        "-o", "--output", type=_output_file, required=True, metavar="OUT", help="lock file to write"
+        "-o",
+        "--output",
+        type=_output_file,
+        required=True,
+        metavar="OUT",
+        help="lock file to write: pylock.toml or pylock.NAME.toml (PEP 751), else requirements",
     )
 
     names = commands.add_parser("names", parents=[common], help="typosquat verdict for names")

@@ -45,6 +45,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from safepip import pylock
 from safepip.errors import RequirementsError
 from safepip.policy import Rejection
 
@@ -247,11 +248,30 @@ class _Parser:
             return
         self.done.add(real)
         text = _read_text(path, display, where)
+        if pylock.is_pylock(path):
+            self.parse_pylock(text, display)
+            return
         self.stack.append((real, display))
         try:
             self.parse_lines(text, display, path.parent)
         finally:
             self.stack.pop()
+
+    def parse_pylock(self, text: str, source: str) -> None:
+        """A PEP 751 lock file: each package a locked line (see :mod:`safepip.pylock`)."""
+        # As in requirements files: only ASCII, checked on the raw text before anything is read.
+        refused = [
+            self.refuse_characters(line, f"{source}:{number}")
+            for number, line in enumerate(text.splitlines(), 1)
+        ]
+        if any(refused):
+            return
+        packages, rejections = pylock.parse(text, source)
+        self.rejections.extend(rejections)
+        for package in packages:
+            self.lines.append(
+                RequirementLine(package.requirement, package.name, package.hashes, package.location)
+            )
 
     def parse_lines(self, text: str, source: str, base_dir: Path) -> None:
         """Parse the text of one file; ``source`` names it in locations."""

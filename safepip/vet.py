@@ -330,7 +330,9 @@ def plan_locked(
             marker is not None and not marker.evaluate({**target.markers, "extra": ""})
         ):
             continue
-        candidates = {e.filename: e for h in line.hashes if (e := listed.by_sha256(h))}
+        candidates = {
+            e.filename: e for h in line.hashes if (e := listed.by_sha256(h)) and e.kind == "wheel"
+        }
         best = best_wheel(sorted(candidates), target)
         entry = candidates[best] if best is not None else None
         if entry is None:
