@@ -200,7 +200,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     install = commands.add_parser(
-        "install", parents=[common], help="vet, then install (a drop-in for pip install)"
+        "install",
+        parents=[common],
+        help="vet, then install (a drop-in for pip install)",
+        description="Install only wheels whose sha256 is on the signed list: a drop-in for "
+        "`pip install` that takes pip's flags (see README). It installs into --python PATH, "
+        "else with --system into the first python3 on PATH, else into the active virtual "
+        "environment (VIRTUAL_ENV), else into a .venv in the current folder or above; --target, "
+        "--prefix, --root and --user put the files there. The list and keys come from "
+        "safepip.toml, else [tool.safepip] in pyproject.toml (searched from the current folder "
+        "upward), then SAFEPIP_* variables, then flags.",
     )
     install.add_argument("specs", nargs="*", metavar="SPEC", help="requirement, e.g. idna==3.10")
     install.add_argument(
@@ -226,8 +235,21 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--dry-run", action="store_true", help="vet and report only")
     _pip_install_flags(install)
 
-    check = commands.add_parser("check", parents=[common], help="lock-file verdict for CI")
-    check.add_argument("files", nargs="*", type=Path, metavar="FILE")
+    check = commands.add_parser(
+        "check",
+        parents=[common],
+        help="lock-file verdict for CI",
+        description="Judge lock files without installing anything: every line pinned with == "
+        "and hashed, each hash bound to a listed file of that name and version, no typosquats, "
+        "no unsafe option lines. Offline when the list is a local path or cached.",
+    )
+    check.add_argument(
+        "files",
+        nargs="*",
+        type=Path,
+        metavar="FILE",
+        help="requirements files (pip-compile, uv) or pylock.toml (PEP 751)",
+    )
 
     lock = commands.add_parser("lock", parents=[common], help="write a hashed lock file")
     lock.add_argument("specs", nargs="*", metavar="SPEC")
@@ -258,8 +280,14 @@ def build_parser() -> argparse.ArgumentParser:
     publish = commands.add_parser(
         "publish", parents=[common], help="hash wheels, write and sign the list and index"
     )
-    publish.add_argument("wheel_dir", type=Path, metavar="WHEEL_DIR")
-    publish.add_argument("--out", type=_output_folder, required=True, metavar="DIR")
+    publish.add_argument("wheel_dir", type=Path, metavar="WHEEL_DIR", help="the wheels to list")
+    publish.add_argument(
+        "--out",
+        type=_output_folder,
+        required=True,
+        metavar="DIR",
+        help="where the list, its signature, the wheels and simple/ are written",
+    )
     publish.add_argument("--key", required=True, metavar="FPR", help="signing key fingerprint")
     publish.add_argument(
         "--expires", default="30d", type=_duration, help="validity, e.g. 30d or 12h"
@@ -367,7 +395,6 @@ def _verify(args: argparse.Namespace, cfg: Config, out: Output) -> int:
 
 def _publish(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     from safepip import gpg, publish, vet  # noqa: PLC0415
-    from safepip.errors import PublishError  # noqa: PLC0415
 
     def check_names(names: Iterable[str]) -> list[Rejection]:
         # A publisher about to sign a lookalike into the list is the last place to stop it.
@@ -378,9 +405,11 @@ def _publish(args: argparse.Namespace, cfg: Config, out: Output) -> int:
 
     fingerprint = gpg.normalise_fingerprint(args.key)
     if fingerprint not in cfg.trusted_keys:
-        raise PublishError(
-            f"key {fingerprint} is not pinned in trusted-keys",
-            hint="users verify against trusted-keys: add the key there (or pass --trusted-key)",
+        # A usage error: the command line (or safepip.toml) lacks the pin, nothing was judged.
+        raise UsageError(
+            f"--key {fingerprint} is not pinned in trusted-keys",
+            hint="users verify against trusted-keys: pass --trusted-key with that fingerprint "
+            "(or add it to trusted-keys in safepip.toml)",
         )
     if args.out.is_dir() and publish.finish_interrupted(args.out):
         out.warn(f"completed the list and signature an interrupted publish left in {args.out}")
@@ -486,6 +515,8 @@ def _vet_document(
 
 
 #: What to do about a refusal, by the first rejection code present (most specific first).
+#: What to do about a refusal, by rejection code (most specific first); one hint per kind of
+#: problem present, so that an unpinned line is not only told about a typo elsewhere.
 _HINTS = (
     ("typosquat", "check the spelling; if the name is genuinely meant, add it to allow-names"),
     ("hash-mismatch", "the index served bytes the list does not vouch for: tell its operator"),
@@ -494,6 +525,7 @@ _HINTS = (
     ("not-pinned", "pin every line with == and its hashes: `safepip lock` writes such a file"),
     ("no-hash", "pin every line with == and its hashes: `safepip lock` writes such a file"),
 )
+_LIST_HINT = "only wheels whose sha256 is on the signed list can be installed; ask the publisher"
 
 
 def _refuse(
@@ -501,14 +533,18 @@ def _refuse(
     trusted: TrustedList,
     rejections: Sequence[Rejection],
     artifacts: Sequence[Artifact] = (),
+    *,
+    outcome: str = ", nothing was installed",
 ) -> int:
+    """Report every rejection, then one error line and a hint for each kind of problem."""
     _report(out, rejections)
     codes = {r.code for r in rejections}
-    hint = next(
-        (text for code, text in _HINTS if code in codes),
-        "only wheels whose sha256 is on the signed list can be installed; ask the publisher",
-    )
-    out.error(f"refused: {len(rejections)} problem(s), nothing was installed", hint)
+    hints = list(dict.fromkeys(text for code, text in _HINTS if code in codes))
+    if codes - {code for code, _ in _HINTS}:
+        hints.append(_LIST_HINT)
+    out.error(f"refused: {len(rejections)} problem(s){outcome}", hints[0])
+    for hint in hints[1:]:
+        out.hint(hint)
     out.emit_json(_vet_document(trusted, artifacts, rejections, 1))
     return 1
 
@@ -627,7 +663,7 @@ def _check(args: argparse.Namespace, cfg: Config, out: Output) -> int:
 
     outcome = install.check(args.files, cfg, out, _trust(dict(os.environ)))
     if outcome.refused:
-        return _refuse(out, outcome.trusted, outcome.rejections)
+        return _refuse(out, outcome.trusted, outcome.rejections, outcome="")
     out.result(f"ok: {outcome.lines} requirement(s) in {len(args.files)} file(s) vetted")
     out.emit_json(_vet_document(outcome.trusted, [], [], 0))
     return 0
@@ -638,7 +674,13 @@ def _lock(args: argparse.Namespace, cfg: Config, out: Output) -> int:
 
     outcome = install.lock(_request(args), args.output, cfg, out, _trust(dict(os.environ)))
     if outcome.refused:
-        return _refuse(out, outcome.trusted, outcome.rejections, outcome.artifacts)
+        return _refuse(
+            out,
+            outcome.trusted,
+            outcome.rejections,
+            outcome.artifacts,
+            outcome=f", {args.output} was not written",
+        )
     out.result(f"wrote {args.output}: {len(outcome.artifacts)} pinned and hashed requirement(s)")
     out.emit_json(_vet_document(outcome.trusted, outcome.artifacts, [], 0))
     return 0

@@ -48,6 +48,10 @@ class Output:
         if hint:
             self._say("hint: ", "cyan", hint)
 
+    def hint(self, message: str) -> None:
+        """Another ``hint: …`` line on stderr, after :meth:`error` (shown even with -q)."""
+        self._say("hint: ", "cyan", message)
+
     def warn(self, message: str) -> None:
         """``warning: …`` on stderr (shown even with -q: warnings are about trust)."""
         self._say("warning: ", "yellow", message)

@@ -74,7 +74,8 @@ class TrustedList:
     def describe(self) -> str:
         """One line naming the list: serial, signers and expiry."""
         header = self.hashlist.header
-        signers = ", ".join(s[-16:] for s in self.verification.signers)
+        # Full fingerprints: the config accepts nothing shorter, so the user can compare them.
+        signers = ", ".join(self.verification.signers)
         serial = "legacy list" if self.hashlist.legacy else f"serial {header.serial}"
         expires = f", expires {header.expires:%Y-%m-%d %H:%M}Z" if header.expires else ""
         return f"{self.url} ({serial}, signed by {signers}{expires})"
