@@ -46,12 +46,14 @@ def is_pylock(path: PurePath) -> bool:
 @dataclass(frozen=True)
 class Locked:
     """One package of a lock file: ``requirement`` (``name==version`` with its marker), its
-    sha256 hashes (wheels first, then the sdist), and where it is (``file:line``)."""
+    sha256 hashes (wheels first, then the sdist), where it is (``file:line``), and the
+    dependency groups its marker sees (the file's ``default-groups``)."""
 
     requirement: Requirement
     name: str
     hashes: tuple[str, ...]
     location: str
+    groups: frozenset[str] = frozenset()
 
 
 def parse(text: str, source: str) -> tuple[list[Locked], list[Rejection]]:
@@ -76,6 +78,9 @@ def parse(text: str, source: str) -> tuple[list[Locked], list[Rejection]]:
     packages = document.get("packages", [])
     if not isinstance(packages, list):
         raise RequirementsError(f"{source}: `packages` is not an array of tables")
+    defaults = document.get("default-groups", [])
+    listed_groups = defaults if isinstance(defaults, list) else []
+    groups = frozenset(g for g in listed_groups if isinstance(g, str))
     lines = _package_lines(text, packages)
     found: list[Locked] = []
     rejections: list[Rejection] = []
@@ -108,7 +113,7 @@ def parse(text: str, source: str) -> tuple[list[Locked], list[Rejection]]:
         except InvalidRequirement as exc:
             raise RequirementsError(f"{where}: {exc}") from exc
         hashes = [*_hashes(package.get("wheels", []), where), *_hashes(package.get("sdist"), where)]
-        found.append(Locked(requirement, name, tuple(hashes), where))
+        found.append(Locked(requirement, name, tuple(hashes), where, groups))
     return found, rejections
 
 

@@ -36,7 +36,7 @@ import os
 import re
 import stat
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Final
@@ -147,6 +147,34 @@ class RequirementLine:
     name: str
     hashes: tuple[str, ...]
     location: str
+    #: For a package of a PEP 751 lock file: the dependency groups its marker sees (the file's
+    #: ``default-groups``); ``None`` for a requirements line.
+    groups: frozenset[str] | None = None
+
+    def applies(self, environment: Mapping[str, str]) -> bool:
+        """Whether the line's marker holds in ``environment`` (PEP 508; no extra asked).
+
+        A lock file's marker may test ``extras`` and ``dependency_groups`` (PEP 751): none are
+        asked for, and the groups are the file's default ones.
+
+        Raises:
+            RequirementsError: such a marker with a ``packaging`` too old to evaluate it.
+        """
+        marker = self.requirement.marker
+        if marker is None:
+            return True
+        plain = {**environment, "extra": ""}
+        if self.groups is None:
+            return marker.evaluate(plain)
+        try:
+            return marker.evaluate(
+                {**plain, "extras": frozenset(), "dependency_groups": self.groups},
+                context="lock_file",
+            )
+        except TypeError as exc:  # packaging < 25 has no lock-file markers
+            raise RequirementsError(
+                f"{self.location}: the marker `{marker}` needs packaging 25 or newer"
+            ) from exc
 
     @property
     def pinned_version(self) -> Version | None:
@@ -270,7 +298,13 @@ class _Parser:
         self.rejections.extend(rejections)
         for package in packages:
             self.lines.append(
-                RequirementLine(package.requirement, package.name, package.hashes, package.location)
+                RequirementLine(
+                    package.requirement,
+                    package.name,
+                    package.hashes,
+                    package.location,
+                    package.groups,
+                )
             )
 
     def parse_lines(self, text: str, source: str, base_dir: Path) -> None:

@@ -251,8 +251,7 @@ def requested(lines: Sequence[RequirementLine], target: TargetEnvironment) -> li
     """The needs of requirement lines whose marker holds for ``target`` (pure)."""
     needs = []
     for line in lines:
-        marker = line.requirement.marker
-        if marker is None or marker.evaluate({**target.markers, "extra": ""}):
+        if line.applies(target.markers):
             needs.append(_need(line.requirement, line.location))
     return needs
 

@@ -326,10 +326,7 @@ def plan_locked(
     for line in lines:
         problems = policy.judge_lock_line(line, listed)
         rejections.extend(problems)
-        marker = line.requirement.marker
-        if problems or (
-            marker is not None and not marker.evaluate({**target.markers, "extra": ""})
-        ):
+        if problems or not line.applies(target.markers):
             continue
         candidates = {
             e.filename: e for h in line.hashes if (e := listed.by_sha256(h)) and e.kind == "wheel"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from safepip import pylock
+from safepip import pylock, requirements
 from safepip.errors import RequirementsError
 from tests.keys import Keyring
 from tests.site import Site, make_site, published_and_served
@@ -199,3 +199,29 @@ def test_the_listed_sdist_may_stand_beside_a_listed_wheel_but_not_alone(
     unlisted.write_text(f"certifi==2026.10.18 --hash=sha256:{wheel} --hash=sha256:{'e' * 64}\n")
     code, out, _err = check(listed, capsys, unlisted)
     assert code == 1 and f"{unlisted}:1: hash-not-in-list:" in out, "an extra unlisted hash"
+
+
+def test_pylock_markers_see_the_default_groups_and_no_extras(tmp_path: Path) -> None:
+    lock = tmp_path / "pylock.toml"
+    wheel = '" } }]\n'
+    lock.write_text(
+        'lock-version = "1.0"\ncreated-by = "x"\ndefault-groups = ["main"]\n'
+        + "".join(
+            f'[[packages]]\nname = "p{i}"\nversion = "1"\nmarker = "{marker}"\n'
+            f'wheels = [{{ url = "https://x/p{i}-1-py3-none-any.whl", hashes = {{ sha256 = "'
+            + f"{i}" * 64
+            + wheel
+            for i, marker in enumerate(
+                [
+                    "'main' in dependency_groups",
+                    "'dev' in dependency_groups",
+                    "'x' in extras",
+                    "python_version >= '3'",
+                ]
+            )
+        )
+    )
+
+    parsed = requirements.parse_files([lock])
+    environment = {"python_version": "3.12", "python_full_version": "3.12.0"}
+    assert [line.applies(environment) for line in parsed.lines] == [True, False, False, True]
