@@ -182,7 +182,12 @@ def _pip_install_flags(install: argparse.ArgumentParser) -> None:
     refused = install.add_argument_group("pip's install flags that safepip refuses (exit 1)")
     for flag in pipflags.REFUSED:
         refused.add_argument(
-            *flag.names, dest=flag.dest, action=_Refused, metavar=flag.metavar, help=flag.why
+            *flag.names,
+            dest=flag.dest,
+            action=_Refused,
+            nargs=0 if flag.metavar is None else None,
+            metavar=flag.metavar,
+            help=flag.why,
         )
 
 

@@ -82,6 +82,11 @@ REFUSED: Final = (
         "FORMATS",
     ),
     PipFlag(
+        ("--no-require-hashes",),
+        "refused",
+        "would turn off hash checking; safepip installs only files whose hash the list names",
+    ),
+    PipFlag(
         ("--src",),
         "refused",
         "is where editable checkouts go; safepip installs no editable",

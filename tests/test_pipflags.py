@@ -102,6 +102,7 @@ def test_every_no_op_flag_at_once_installs_as_without_them(
         ["--editable=git+https://example.org/x.git#egg=x"],
         ["--no-binary", ":all:"],
         ["--src", "src"],
+        ["--no-require-hashes"],
         ["-r", "REQ", "--no-binary=gamma"],
     ],
 )
