@@ -140,11 +140,18 @@ def _pip_install_flags(install: argparse.ArgumentParser) -> None:
     from safepip import pipflags  # noqa: PLC0415  (small, data only)
 
     group = install.add_argument_group("pip's install flags that safepip honours")
-    group.add_argument("-U", "--upgrade", action="store_true", help="accepted: see README")
     group.add_argument(
-        "--upgrade-strategy", choices=("only-if-needed", "eager"), help="accepted: see README"
-    )
-    group.add_argument("--force-reinstall", action="store_true", help="accepted: see README")
+        "-U", "--upgrade", action="store_true",
+        help="the newest vetted versions the request admits (what every run installs)",
+    )  # fmt: skip
+    group.add_argument(
+        "--upgrade-strategy", choices=("only-if-needed", "eager"),
+        help="accepted: safepip resolves the whole closure over the list each run",
+    )  # fmt: skip
+    group.add_argument(
+        "--force-reinstall", action="store_true",
+        help="reinstall from the vetted wheels (what every run does)",
+    )  # fmt: skip
     group.add_argument("--no-deps", action="store_true", help="install no dependency")
     group.add_argument("--pre", action="store_true", help="admit pre-release versions")
     group.add_argument(
