@@ -258,3 +258,8 @@ def test_find_links_folder_with_no_index_needs_no_index(
     assert [r for r in index.server.requests[before:] if "simple" in r or r.endswith(".whl")] == []
     code, _out, err = install(index, capsys, "--no-index", "gamma")
     assert code == 2 and "no source to download from" in err
+    # A find-links page (not a folder): its links are the files.
+    page = index.server.url_for("simple/gamma/")
+    code, _out, err = install(index, capsys, "--no-index", "--find-links", page, "gamma")
+    assert code == 0, err
+    assert "gamma==0.1" in index.installed()
