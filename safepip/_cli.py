@@ -20,7 +20,12 @@ from safepip.config import Config, load
 from safepip.errors import SafepipError, UsageError
 
 if TYPE_CHECKING:
+    from safepip.destination import Destination
+    from safepip.install import Request, Trust
+    from safepip.listcache import ListCache
     from safepip.policy import Rejection
+    from safepip.state import TrustState
+    from safepip.vet import Artifact, TrustedList
 
 Handler = Callable[[argparse.Namespace, Config, Output], int]
 
@@ -45,12 +50,12 @@ def _common(*, suppress: bool) -> _Parser:
     group.add_argument(
         "--key-file", action="append", metavar="FILE", help="armoured public key file"
     )
-    group.add_argument("--index-url", metavar="URL", help="PEP 503 index serving the wheels")
+    group.add_argument("-i", "--index-url", metavar="URL", help="PEP 503 index serving the wheels")
     group = common.add_argument_group("output and configuration")
     group.add_argument("--format", choices=("text", "json"), **_default("text", suppress))
-    group.add_argument("-q", "--quiet", action="store_true", help="only errors and results")
+    group.add_argument("-q", "--quiet", action="count", help="only errors and results")
     group.add_argument(
-        "-v", "--verbose", action="store_true", help="show pip and gpg command lines"
+        "-v", "--verbose", action="count", help="show pip's and gpg's command lines and output"
     )
     group.add_argument("--no-progress", action="store_true", help="no progress bars")
     group.add_argument("--color", choices=("auto", "always", "never"), **_default("auto", suppress))
@@ -116,6 +121,83 @@ def _output_folder(text: str) -> Path:
     return path
 
 
+class _Refused(argparse.Action):
+    """A pip flag safepip refuses: remembered as spelled, refused once the line is parsed."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        refused = getattr(namespace, "pip_refused", None) or []
+        namespace.pip_refused = [*refused, option_string or self.dest]
+
+
+def _pip_install_flags(install: argparse.ArgumentParser) -> None:
+    """pip's install flags (DESIGN.md §4; README "pip's flags"): honoured, no-op or refused."""
+    from safepip import pipflags  # noqa: PLC0415  (small, data only)
+
+    group = install.add_argument_group("pip's install flags that safepip honours")
+    group.add_argument(
+        "-U", "--upgrade", action="store_true",
+        help="the newest vetted versions the request admits (what every run installs)",
+    )  # fmt: skip
+    group.add_argument(
+        "--upgrade-strategy", choices=("only-if-needed", "eager"),
+        help="accepted: safepip resolves the whole closure over the list each run",
+    )  # fmt: skip
+    group.add_argument(
+        "--force-reinstall", action="store_true",
+        help="reinstall from the vetted wheels (what every run does)",
+    )  # fmt: skip
+    group.add_argument("--no-deps", action="store_true", help="install no dependency")
+    group.add_argument("--pre", action="store_true", help="admit pre-release versions")
+    group.add_argument(
+        "-c", "--constraint", action="append", default=[], type=Path, metavar="FILE",
+        help="constraints file (the same strict parser as -r); repeatable",
+    )  # fmt: skip
+    group.add_argument("--user", action="store_true", help="install into the user site")
+    group.add_argument("--prefix", type=Path, metavar="DIR", help="install under this prefix")
+    group.add_argument("--root", type=Path, metavar="DIR", help="install relative to this root")
+    group.add_argument(
+        "--break-system-packages", action="store_true", help="passed to pip (PEP 668)"
+    )
+    group.add_argument("--no-compile", action="store_true", help="write no .pyc files")
+    group.add_argument("--compile", action="store_true", help="write .pyc files (the default)")
+    group.add_argument(
+        "--report", metavar="FILE", help="write pip's installation report (JSON; - for stdout)"
+    )
+    group.add_argument(
+        "--extra-index-url", action="append", default=[], metavar="URL",
+        help="another index to fetch listed wheels from (every byte is still vetted)",
+    )  # fmt: skip
+    group.add_argument(
+        "-f", "--find-links", action="append", default=[], metavar="URL",
+        help="a folder or page to fetch listed wheels from (every byte is still vetted)",
+    )  # fmt: skip
+    group.add_argument("--no-index", action="store_true", help="use only -f sources")
+    quiet = install.add_argument_group("pip's install flags accepted as no-ops (see README)")
+    for flag in pipflags.NO_OPS:
+        if flag.metavar is None:
+            quiet.add_argument(*flag.names, dest=flag.dest, action="store_true", help=flag.why)
+        else:
+            quiet.add_argument(
+                *flag.names, dest=flag.dest, action="append", metavar=flag.metavar, help=flag.why
+            )
+    refused = install.add_argument_group("pip's install flags that safepip refuses (exit 1)")
+    for flag in pipflags.REFUSED:
+        refused.add_argument(
+            *flag.names,
+            dest=flag.dest,
+            action=_Refused,
+            nargs=0 if flag.metavar is None else None,
+            metavar=flag.metavar,
+            help=flag.why,
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole argparse tree (DESIGN.md §4); common flags go before or after the command."""
     common = _common(suppress=True)
@@ -130,7 +212,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     install = commands.add_parser(
-        "install", parents=[common], help="vet, then install (a drop-in for pip install)"
+        "install",
+        parents=[common],
+        help="vet, then install (a drop-in for pip install)",
+        description="Install only wheels whose sha256 is on the signed list: a drop-in for "
+        "`pip install` that takes pip's flags (see README). It installs into --python PATH, "
+        "else with --system into the first python3 on PATH, else into the active virtual "
+        "environment (VIRTUAL_ENV), else into a .venv in the current folder or above; --target, "
+        "--prefix, --root and --user put the files there. The list and keys come from "
+        "safepip.toml, else [tool.safepip] in pyproject.toml (searched from the current folder "
+        "upward), then SAFEPIP_* variables, then flags.",
     )
     install.add_argument("specs", nargs="*", metavar="SPEC", help="requirement, e.g. idna==3.10")
     install.add_argument(
@@ -142,12 +233,35 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="requirements file (strict subset of pip's syntax); repeatable",
     )
-    install.add_argument("--python", metavar="PATH", help="install into this interpreter")
-    install.add_argument("--target", type=Path, metavar="DIR", help="install into this folder")
+    install.add_argument(
+        "--python",
+        metavar="PATH",
+        help="install into this interpreter, or the environment folder holding bin/python",
+    )
+    install.add_argument(
+        "--system", action="store_true", help="install into the first python3 on PATH"
+    )
+    install.add_argument(
+        "-t", "--target", type=Path, metavar="DIR", help="install into this folder"
+    )
     install.add_argument("--dry-run", action="store_true", help="vet and report only")
+    _pip_install_flags(install)
 
-    check = commands.add_parser("check", parents=[common], help="lock-file verdict for CI")
-    check.add_argument("files", nargs="*", type=Path, metavar="FILE")
+    check = commands.add_parser(
+        "check",
+        parents=[common],
+        help="lock-file verdict for CI",
+        description="Judge lock files without installing anything: every line pinned with == "
+        "and hashed, each hash bound to a listed file of that name and version, no typosquats, "
+        "no unsafe option lines. Offline when the list is a local path or cached.",
+    )
+    check.add_argument(
+        "files",
+        nargs="*",
+        type=Path,
+        metavar="FILE",
+        help="requirements files (pip-compile, uv) or pylock.toml (PEP 751)",
+    )
 
     lock = commands.add_parser("lock", parents=[common], help="write a hashed lock file")
     lock.add_argument("specs", nargs="*", metavar="SPEC")
@@ -156,7 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="requirements file; repeatable",
     )  # fmt: skip
     lock.add_argument(
-        "-o", "--output", type=_output_file, required=True, metavar="OUT", help="lock file to write"
+        "-o",
+        "--output",
+        type=_output_file,
+        required=True,
+        metavar="OUT",
+        help="lock file to write: pylock.toml or pylock.NAME.toml (PEP 751), else requirements",
     )
 
     names = commands.add_parser("names", parents=[common], help="typosquat verdict for names")
@@ -173,8 +292,14 @@ def build_parser() -> argparse.ArgumentParser:
     publish = commands.add_parser(
         "publish", parents=[common], help="hash wheels, write and sign the list and index"
     )
-    publish.add_argument("wheel_dir", type=Path, metavar="WHEEL_DIR")
-    publish.add_argument("--out", type=_output_folder, required=True, metavar="DIR")
+    publish.add_argument("wheel_dir", type=Path, metavar="WHEEL_DIR", help="the wheels to list")
+    publish.add_argument(
+        "--out",
+        type=_output_folder,
+        required=True,
+        metavar="DIR",
+        help="where the list, its signature, the wheels and simple/ are written",
+    )
     publish.add_argument("--key", required=True, metavar="FPR", help="signing key fingerprint")
     publish.add_argument(
         "--expires", default="30d", type=_duration, help="validity, e.g. 30d or 12h"
@@ -215,7 +340,9 @@ def _config(args: argparse.Namespace, environ: dict[str, str]) -> Config:
         "signature": args.signature,
         "trusted-keys": args.trusted_key,
         "key-files": args.key_file,
-        "index-url": args.index_url,
+        # For install and lock, -i / --index-url is a source taking the configured index's
+        # place (pip's meaning); the configured index stays the last one tried.
+        "index-url": None if args.command in ("install", "lock") else args.index_url,
     }
     return load(
         cwd=Path.cwd(),
@@ -226,13 +353,13 @@ def _config(args: argparse.Namespace, environ: dict[str, str]) -> Config:
     )
 
 
-def _state(environ: dict[str, str]) -> Any:
+def _state(environ: dict[str, str]) -> TrustState:
     from safepip.state import TrustState, default_state_dir  # noqa: PLC0415
 
     return TrustState(default_state_dir(environ))
 
 
-def _cache(environ: dict[str, str]) -> Any:
+def _cache(environ: dict[str, str]) -> ListCache | None:
     """The cache of verified lists, or ``None`` without a place for it (it is only a copy)."""
     from safepip.errors import FetchError  # noqa: PLC0415
     from safepip.listcache import ListCache, default_cache_dir  # noqa: PLC0415
@@ -243,21 +370,7 @@ def _cache(environ: dict[str, str]) -> Any:
         return None
 
 
-def _announce(trusted: Any, out: Output) -> None:
-    """The list's warnings, and (with -v) the signatures that were ignored and why."""
-    for warning in trusted.warnings:
-        out.warn(warning)
-    for ignored in trusted.verification.ignored:
-        out.debug(f"ignored a signature by {ignored.key}: {ignored.reason}")
-
-
-def _commit(trusted: Any, out: Output) -> None:
-    """The command succeeded: record the list's serial (and cache it). A refusal never gets here."""
-    for warning in trusted.commit():
-        out.warn(warning)
-
-
-def _list_json(trusted: Any) -> dict[str, Any]:
+def _list_json(trusted: TrustedList) -> dict[str, Any]:
     header = trusted.hashlist.header
     return {
         "url": trusted.url,
@@ -269,7 +382,7 @@ def _list_json(trusted: Any) -> dict[str, Any]:
 
 
 def _verify(args: argparse.Namespace, cfg: Config, out: Output) -> int:
-    from safepip import vet  # noqa: PLC0415
+    from safepip import install, vet  # noqa: PLC0415
 
     if args.min_remaining is not None and not 0 <= args.min_remaining < 1e6:
         raise UsageError(f"--min-remaining {args.min_remaining:g}: give a number of days")
@@ -278,13 +391,13 @@ def _verify(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     trusted = vet.load_trusted_list(
         cfg, now=now, state=_state(environ), log=out.debug, cache=_cache(environ)
     )
-    _announce(trusted, out)
+    install.announce(trusted, out)
     if args.min_remaining is not None:
         vet.judge_remaining(trusted, now=now, min_days=args.min_remaining)
     parsed = trusted.hashlist
     header = parsed.header
     wheels = len(parsed.wheels())
-    _commit(trusted, out)  # recorded before the verdict is shown: one verdict, one document
+    install.commit(trusted, out)  # recorded before the verdict is shown: one verdict, one document
     out.result(
         "\n".join(
             [
@@ -312,7 +425,6 @@ def _verify(args: argparse.Namespace, cfg: Config, out: Output) -> int:
 
 def _publish(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     from safepip import gpg, publish, vet  # noqa: PLC0415
-    from safepip.errors import PublishError  # noqa: PLC0415
 
     def check_names(names: Iterable[str]) -> list[Rejection]:
         # A publisher about to sign a lookalike into the list is the last place to stop it.
@@ -323,9 +435,11 @@ def _publish(args: argparse.Namespace, cfg: Config, out: Output) -> int:
 
     fingerprint = gpg.normalise_fingerprint(args.key)
     if fingerprint not in cfg.trusted_keys:
-        raise PublishError(
-            f"key {fingerprint} is not pinned in trusted-keys",
-            hint="users verify against trusted-keys: add the key there (or pass --trusted-key)",
+        # A usage error: the command line (or safepip.toml) lacks the pin, nothing was judged.
+        raise UsageError(
+            f"--key {fingerprint} is not pinned in trusted-keys",
+            hint="users verify against trusted-keys: pass --trusted-key with that fingerprint "
+            "(or add it to trusted-keys in safepip.toml)",
         )
     if args.out.is_dir() and publish.finish_interrupted(args.out):
         out.warn(f"completed the list and signature an interrupted publish left in {args.out}")
@@ -407,7 +521,7 @@ def _served(args: argparse.Namespace, cfg: Config, out: Output) -> Any:
     return served
 
 
-def _report(out: Output, rejections: Sequence[Any]) -> None:
+def _report(out: Output, rejections: Sequence[Rejection]) -> None:
     """Every rejection, one line each: ``file:line: code: message`` (or ``subject: code: …``)."""
     for rejection in rejections:
         where = rejection.location or rejection.subject
@@ -415,7 +529,10 @@ def _report(out: Output, rejections: Sequence[Any]) -> None:
 
 
 def _vet_document(
-    trusted: Any, artifacts: Sequence[Any], rejections: Sequence[Any], code: int
+    trusted: TrustedList | None,
+    artifacts: Sequence[Artifact],
+    rejections: Sequence[Rejection],
+    code: int,
 ) -> dict[str, Any]:
     return {
         "version": 1,
@@ -430,6 +547,8 @@ def _vet_document(
 
 
 #: What to do about a refusal, by the first rejection code present (most specific first).
+#: What to do about a refusal, by rejection code (most specific first); one hint per kind of
+#: problem present, so that an unpinned line is not only told about a typo elsewhere.
 _HINTS = (
     ("typosquat", "check the spelling; if the name is genuinely meant, add it to allow-names"),
     ("hash-mismatch", "the index served bytes the list does not vouch for: tell its operator"),
@@ -438,335 +557,164 @@ _HINTS = (
     ("not-pinned", "pin every line with == and its hashes: `safepip lock` writes such a file"),
     ("no-hash", "pin every line with == and its hashes: `safepip lock` writes such a file"),
 )
+_LIST_HINT = "only wheels whose sha256 is on the signed list can be installed; ask the publisher"
 
 
 def _refuse(
-    out: Output, trusted: Any, rejections: Sequence[Any], artifacts: Sequence[Any] = ()
+    out: Output,
+    trusted: TrustedList,
+    rejections: Sequence[Rejection],
+    artifacts: Sequence[Artifact] = (),
+    *,
+    outcome: str = ", nothing was installed",
 ) -> int:
+    """Report every rejection, then one error line and a hint for each kind of problem."""
     _report(out, rejections)
     codes = {r.code for r in rejections}
-    hint = next(
-        (text for code, text in _HINTS if code in codes),
-        "only wheels whose sha256 is on the signed list can be installed; ask the publisher",
-    )
-    out.error(f"refused: {len(rejections)} problem(s), nothing was installed", hint)
+    hints = list(dict.fromkeys(text for code, text in _HINTS if code in codes))
+    if codes - {code for code, _ in _HINTS}:
+        hints.append(_LIST_HINT)
+    out.error(f"refused: {len(rejections)} problem(s){outcome}", hints[0])
+    for hint in hints[1:]:
+        out.hint(hint)
     out.emit_json(_vet_document(trusted, artifacts, rejections, 1))
     return 1
 
 
-def _requirements(args: argparse.Namespace) -> Any:
-    from safepip import requirements  # noqa: PLC0415
-    from safepip.requirements import ParsedRequirements  # noqa: PLC0415
+def _trust(environ: dict[str, str]) -> Trust:
+    from safepip.install import Trust  # noqa: PLC0415
 
-    files = requirements.parse_files(args.requirement) if args.requirement else None
-    specs = requirements.parse_specs(args.specs) if args.specs else None
-    parts = [p for p in (files, specs) if p is not None]
-    if not parts:
-        raise UsageError("nothing to do: give requirement specs or -r FILE")
-    return ParsedRequirements(
-        lines=tuple(line for p in parts for line in p.lines),
-        rejections=tuple(r for p in parts for r in p.rejections),
-    )
+    return Trust(_state(environ), _cache(environ), datetime.now(tz=timezone.utc))
 
 
-def _trusted(cfg: Config, out: Output, *, fallback: bool = False) -> Any:
-    """The verified list; ``fallback``: from the cache when its server cannot be reached."""
-    from safepip import vet  # noqa: PLC0415
+def _request(args: argparse.Namespace, python: str | None = None) -> Request:
+    """The Request of ``install`` or ``lock`` (``lock`` has no install flags: their defaults)."""
+    from safepip.install import Request  # noqa: PLC0415
 
-    environ = dict(os.environ)
-    trusted = vet.load_trusted_list(
-        cfg,
-        now=datetime.now(tz=timezone.utc),
-        state=_state(environ),
-        log=out.debug,
-        cache=_cache(environ),
-        fallback=fallback,
-    )
-    _announce(trusted, out)
-    out.info(f"list: {trusted.describe()}")
-    return trusted
+    def flag(name: str, default: Any = None) -> Any:
+        return getattr(args, name, default)
 
-
-def _resolve(
-    args: argparse.Namespace,
-    cfg: Config,
-    out: Output,
-    lines: Sequence[Any],
-    *,
-    trusted: Any,
-    staging: Path,
-) -> tuple[list[Any], list[Any], bool]:
-    """The artifacts to install and the rejections: locked fast path, else the in-process
-    resolver over vetted metadata. Returns (artifacts, rejections, locked); for the resolver
-    path the wheels are already downloaded and hash-checked into ``staging / "wheels"``."""
-    from safepip import interpreter, resolve, vet  # noqa: PLC0415
-    from safepip.wheelstore import WheelStore  # noqa: PLC0415
-
-    listed = trusted.hashlist
-    target = interpreter.describe(getattr(args, "python", None))
-    if vet.is_locked(lines):
-        planned, rejections = vet.plan_locked(lines, listed, target)
-        if rejections:
-            return [], rejections, True
-        urls = vet.locate(
-            [e for e, _ in planned],
-            index_url=cfg.index(),
-            cafile=cfg.cert,
-            base_dir=cfg.base_dir,
-            proxies=cfg.proxies,
-            log=out.debug,
-        )
-        artifacts = [
-            vet.Artifact(e.name, e.version, e.filename, e.sha256, urls[e.filename], extras)
-            for e, extras in planned
-        ]
-        return artifacts, [], True
-    wheels = staging / "wheels"
-    wheels.mkdir(mode=0o700)
-    out.info(f"resolving {len(lines)} requirement(s) against the list's wheels")
-    with WheelStore(
-        wheels,
-        index_url=cfg.index(),
-        cafile=cfg.cert,
-        base_dir=cfg.base_dir,
+    return Request(
+        specs=tuple(args.specs),
+        files=tuple(args.requirement),
+        python=python,
+        target=flag("target"),
         timeout=args.timeout,
-        proxies=cfg.proxies,
-        on_download=lambda entry: out.debug(f"fetched and hash-checked {entry.filename}"),
-        log=out.debug,
-    ) as store:
-        try:
-            resolution, rejections = resolve.resolve(
-                resolve.requested(lines, target),
-                listed,
-                target,
-                metadata=store.metadata,
-                prefetch=store.prefetch,
-            )
-        except resolve.Refused as refused:
-            return [], [refused.rejection], False
-        if resolution is None:
-            return [], rejections, False
-        artifacts = [
-            vet.Artifact(e.name, e.version, e.filename, e.sha256, store.url(e), extras)
-            for e, extras in resolution.chosen
-        ]
-    store.discard_except([e for e, _ in resolution.chosen])  # after every download stopped
-    return artifacts, [], False
-
-
-def _vet(
-    args: argparse.Namespace, cfg: Config, out: Output, staging: Path
-) -> tuple[Any, list[Any], list[Any]]:
-    """Steps 1-6 of DESIGN.md §5; returns (trusted list, artifacts, rejections)."""
-    from safepip import interpreter, policy, vet  # noqa: PLC0415
-
-    parsed = _requirements(args)
-    trusted = _trusted(cfg, out)
-    rejections = list(parsed.rejections)
-    names = [(line.name, line.location) for line in parsed.lines]
-    typos, warnings = vet.judge_names(names, cfg, trusted.hashlist)
-    for warning in warnings:
-        out.warn(warning)
-    rejections.extend(typos)
-    # A lookalike name is reported as that, not also as "not on the list".
-    flagged = {r.subject for r in typos}
-    unflagged = [line for line in parsed.lines if line.name not in flagged]
-    rejections.extend(
-        policy.judge_request(unflagged, trusted.hashlist, locked=vet.is_locked(parsed.lines))
+        dry_run=flag("dry_run", False),
+        index_url=flag("index_url"),
+        extra_index_urls=tuple(flag("extra_index_url", ())),
+        find_links=tuple(_place(link) for link in flag("find_links", ())),
+        no_index=flag("no_index", False),
+        constraints=tuple(flag("constraint", ())),
+        pre=flag("pre", False),
+        no_deps=flag("no_deps", False),
+        upgrade=flag("upgrade", False),
+        force_reinstall=flag("force_reinstall", False),
+        user=flag("user", False),
+        prefix=flag("prefix"),
+        root=flag("root"),
+        break_system_packages=flag("break_system_packages", False),
+        compile=not flag("no_compile", False),
     )
-    if rejections:  # before any request reaches the index
-        return trusted, [], rejections
-    artifacts, problems, locked = _resolve(
-        args, cfg, out, parsed.lines, trusted=trusted, staging=staging
+
+
+def _place(link: str) -> str:
+    """A ``-f`` place: a URL as given, a local path made absolute (it is relative to the cwd)."""
+    return link if "://" in link else str(Path(link).absolute())
+
+
+def _destination(args: argparse.Namespace, environ: dict[str, str]) -> Destination:
+    import shutil  # noqa: PLC0415
+
+    from safepip import destination  # noqa: PLC0415
+
+    where = destination.Where(
+        python=args.python,
+        system=args.system,
+        target=args.target,
+        prefix=args.prefix,
+        root=args.root,
+        user=args.user,
+        dry_run=args.dry_run,
     )
-    if problems:
-        return trusted, artifacts, _lookalikes_named(problems, cfg, trusted, out)
-    if not locked:  # the resolver fetched, hash-checked and read every wheel it chose
-        return trusted, artifacts, []
-    wheels = staging / "wheels"
-    wheels.mkdir(mode=0o700)
-    with out.progress_bar("downloading", len(artifacts)) as advance:
-        problems = vet.download_all(
-            artifacts,
-            wheels,
-            cafile=cfg.cert,
-            timeout=args.timeout,
-            advance=advance,
-            proxies=cfg.proxies,
-        )
-    # A refused download leaves a hole in the closure; judging it would only add noise.
-    target = interpreter.describe(getattr(args, "python", None))
-    problems += vet.check_wheels(
-        artifacts, wheels, closure=not problems, environment=target.markers
-    )
-    return trusted, artifacts, _lookalikes_named(problems, cfg, trusted, out)
+    return destination.choose(where, environ=environ, cwd=Path.cwd(), which=shutil.which)
 
 
-def _lookalikes_named(problems: list[Any], cfg: Config, trusted: Any, out: Output) -> list[Any]:
-    """Transitive names, judged after resolution: a missing lookalike is called a typosquat."""
-    from safepip import vet  # noqa: PLC0415
+def _pip_flags(args: argparse.Namespace, out: Output) -> None:
+    """Refuse the pip flags safepip refuses (exit 1, naming the flag); note the no-ops."""
+    from safepip import pipflags  # noqa: PLC0415
+    from safepip.errors import PolicyError  # noqa: PLC0415
 
-    relabelled, warnings = vet.name_lookalikes(problems, cfg, trusted.hashlist)
-    for warning in warnings:
-        out.warn(warning)
-    return relabelled
+    refused = getattr(args, "pip_refused", None)
+    if refused:
+        why = next(f.why for f in pipflags.REFUSED if refused[0] in f.names)
+        raise PolicyError(f"{refused[0]}: refused: {why}", hint=pipflags.REFUSED_HINT)
+    for flag in pipflags.NO_OPS:
+        if getattr(args, flag.dest, None):
+            out.debug(f"{flag.names[-1]}: accepted, nothing to do: {flag.why}")
 
 
 def _install(args: argparse.Namespace, cfg: Config, out: Output) -> int:
-    import shutil  # noqa: PLC0415
-    import tempfile  # noqa: PLC0415
+    from safepip import install  # noqa: PLC0415
 
-    from safepip import bytecode, pip, target, vet  # noqa: PLC0415
+    _pip_flags(args, out)
+    environ = dict(os.environ)
+    place = _destination(args, environ)
+    out.debug(f"installing for {place.python or sys.executable} (chosen by {place.how})")
+    request = _request(args, place.python)
+    outcome = install.install(request, cfg, out, _trust(environ), environ)
+    if outcome.refused:
+        return _refuse(out, outcome.trusted, outcome.rejections, outcome.artifacts)
+    artifacts = outcome.artifacts
+    if args.report == "-":
+        import json  # noqa: PLC0415
 
-    staging = Path(tempfile.mkdtemp(prefix="safepip-"))  # mkdtemp makes it 0700
-    try:
-        trusted, artifacts, rejections = _vet(args, cfg, out, staging)
-        if rejections:
-            return _refuse(out, trusted, rejections, artifacts)
-        if args.dry_run:
-            _commit(trusted, out)
-            for a in artifacts:
-                out.result(f"would install {a.name} {a.version} ({a.filename})")
-            out.emit_json(_vet_document(trusted, artifacts, [], 0))
-            return 0
-        generated = staging / "vetted.txt"
-        generated.write_text(vet.requirements_text(artifacts), encoding="utf-8")
-        out.info(f"all {len(artifacts)} wheel(s) vetted; pip installs them with --require-hashes")
-        # Asked before pip installs: the compile step then runs without `site`, so that no .pth
-        # file or sitecustomize of the packages installed runs (pip never runs them either).
-        layout = bytecode.target_layout(
-            args.python, args.target, environ=dict(os.environ), log=out.debug
+        from safepip import interpreter  # noqa: PLC0415
+
+        markers = interpreter.describe(place.python).markers
+        out.result(json.dumps(install.report_document(outcome, markers), indent=2))
+    elif args.report is not None:
+        install.write_report(Path(args.report), outcome, place.python)
+    if args.dry_run:
+        for a in artifacts:
+            out.result(f"would install {a.name} {a.version} ({a.filename})")
+    else:
+        where = args.target or args.prefix or args.root
+        user = " --user" if args.user else ""
+        out.result(
+            f"installed {len(artifacts)} vetted package(s): "
+            + ", ".join(f"{a.name}=={a.version}" for a in artifacts)
+            + f" {place.describe(where)}{user}"
         )
-        if args.target is None:
-            pip.install(
-                staging / "wheels",
-                generated,
-                python_target=args.python,
-                target_dir=None,
-                environ=dict(os.environ),
-                log=out.debug,
-            )
-        else:
-            # pip installs into an empty folder inside the target, then safepip merges it in.
-            with target.staging(args.target) as place:
-                pip.install(
-                    staging / "wheels",
-                    generated,
-                    python_target=args.python,
-                    target_dir=place.pip_dir,
-                    environ=dict(os.environ),
-                    log=out.debug,
-                )
-                merged = target.merge(place)
-            for warning in merged.warnings:
-                out.warn(warning)
-            for old in merged.old_versions:
-                out.info(f"removed {old} and the files its RECORD names from {args.target}")
-        compiled = bytecode.compile_installed(
-            [staging / "wheels" / a.filename for a in artifacts],
-            layout,
-            environ=dict(os.environ),
-            log=out.debug,
-        )
-        out.debug(f"byte-compiled {compiled.compiled} of {compiled.sources} .py file(s)")
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    _commit(trusted, out)
-    out.result(
-        f"installed {len(artifacts)} vetted package(s): "
-        + ", ".join(f"{a.name}=={a.version}" for a in artifacts)
-    )
-    out.emit_json(_vet_document(trusted, artifacts, [], 0))
+    out.emit_json(_vet_document(outcome.trusted, artifacts, [], 0))
     return 0
 
 
 def _check(args: argparse.Namespace, cfg: Config, out: Output) -> int:
-    from safepip import policy, requirements, vet  # noqa: PLC0415
+    from safepip import install  # noqa: PLC0415
 
-    if not args.files:
-        raise UsageError("no requirements file given", hint="safepip check requirements.txt")
-    parsed = requirements.parse_files(args.files)
-    trusted = _trusted(cfg, out, fallback=True)
-    rejections = list(parsed.rejections)
-    typos, warnings = vet.judge_names(
-        [(line.name, line.location) for line in parsed.lines], cfg, trusted.hashlist
-    )
-    for warning in warnings:
-        out.warn(warning)
-    rejections.extend(typos)
-    # A lookalike line is reported as that, not also as not on the list (as install does).
-    flagged = {(r.subject, r.location) for r in typos}
-    for line in parsed.lines:
-        if (line.name, line.location) not in flagged:
-            rejections.extend(policy.judge_lock_line(line, trusted.hashlist))
-    rejections.sort(key=lambda r: _location_key(r.location))
-    if rejections:
-        return _refuse(out, trusted, rejections)
-    _commit(trusted, out)
-    out.result(f"ok: {len(parsed.lines)} requirement(s) in {len(args.files)} file(s) vetted")
-    out.emit_json(_vet_document(trusted, [], [], 0))
+    outcome = install.check(args.files, cfg, out, _trust(dict(os.environ)))
+    if outcome.refused:
+        return _refuse(out, outcome.trusted, outcome.rejections, outcome="")
+    out.result(f"ok: {outcome.lines} requirement(s) in {len(args.files)} file(s) vetted")
+    out.emit_json(_vet_document(outcome.trusted, [], [], 0))
     return 0
 
 
-def _location_key(location: str | None) -> tuple[str, int]:
-    if not location or ":" not in location:
-        return (location or "", 0)
-    path, _, line = location.rpartition(":")
-    return (path, int(line) if line.isdigit() else 0)
-
-
 def _lock(args: argparse.Namespace, cfg: Config, out: Output) -> int:
-    import shutil  # noqa: PLC0415
-    import tempfile  # noqa: PLC0415
+    from safepip import install  # noqa: PLC0415
 
-    from safepip import policy, vet  # noqa: PLC0415
-
-    staging = Path(tempfile.mkdtemp(prefix="safepip-"))
-    try:
-        parsed = _requirements(args)
-        trusted = _trusted(cfg, out)
-        rejections = list(parsed.rejections)
-        typos, warnings = vet.judge_names(
-            [(line.name, line.location) for line in parsed.lines], cfg, trusted.hashlist
+    outcome = install.lock(_request(args), args.output, cfg, out, _trust(dict(os.environ)))
+    if outcome.refused:
+        return _refuse(
+            out,
+            outcome.trusted,
+            outcome.rejections,
+            outcome.artifacts,
+            outcome=f", {args.output} was not written",
         )
-        for warning in warnings:
-            out.warn(warning)
-        rejections.extend(typos)
-        flagged = {r.subject for r in typos}
-        unflagged = [line for line in parsed.lines if line.name not in flagged]
-        rejections.extend(
-            policy.judge_request(unflagged, trusted.hashlist, locked=vet.is_locked(parsed.lines))
-        )
-        if rejections:
-            return _refuse(out, trusted, rejections)
-        artifacts, rejections, _ = _resolve(
-            args, cfg, out, parsed.lines, trusted=trusted, staging=staging
-        )
-        rejections = _lookalikes_named(rejections, cfg, trusted, out)
-        if rejections:
-            return _refuse(out, trusted, rejections, artifacts)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    lines = [
-        f"# generated by safepip lock from {trusted.url} (serial {trusted.hashlist.header.serial})"
-    ]
-    for artifact in sorted(artifacts, key=lambda a: a.name):
-        # Every listed wheel of that exact version: the lock file then works on every platform
-        # the list covers. The hashes come from the list, never from the index.
-        hashes = sorted(
-            e.sha256
-            for e in trusted.hashlist.for_project(artifact.name)
-            if e.kind == "wheel" and e.version == artifact.version
-        )
-        options = "".join(f" \\\n    --hash=sha256:{h}" for h in hashes)
-        lines.append(f"{artifact.name}=={artifact.version}{options}")
-    try:
-        args.output.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    except OSError as exc:  # checked when parsed, but permissions or a full disk remain
-        raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
-    _commit(trusted, out)
-    out.result(f"wrote {args.output}: {len(artifacts)} pinned and hashed requirement(s)")
-    out.emit_json(_vet_document(trusted, artifacts, [], 0))
+    out.result(f"wrote {args.output}: {len(outcome.artifacts)} pinned and hashed requirement(s)")
+    out.emit_json(_vet_document(outcome.trusted, outcome.artifacts, [], 0))
     return 0
 
 
@@ -965,13 +913,26 @@ def _main(argv: Sequence[str] | None) -> int:
     # Known before argparse runs, so that a usage error of a JSON run is a JSON document too.
     out = Output(format=_format_in(argv), no_color_env="NO_COLOR" in environ)
     try:
-        args = build_parser().parse_args(argv)
+        args, unknown = build_parser().parse_known_args(argv)
+        if unknown and args.command and argv.index(args.command) > 0:
+            # pip takes its options before the command too (`pip --no-cache-dir install …`);
+            # every flag is accepted after the command, so move the command first.
+            where = argv.index(args.command)
+            argv = [args.command, *argv[:where], *argv[where + 1 :]]
+            args, unknown = build_parser().parse_known_args(argv)
+        if unknown:
+            command = f" {args.command}" if args.command else ""
+            # The hint names the command's own help: the top level lists no install flags.
+            raise UsageError(
+                f"unrecognized arguments: {' '.join(unknown)}",
+                hint=f"see `safepip{command} --help`",
+            )
         if args.command is None:
             build_parser().print_help(sys.stderr)
             raise UsageError("no command given", hint="see `safepip --help`")
         out.format = args.format
-        out.quiet = args.quiet
-        out.verbose = args.verbose
+        out.quiet = bool(args.quiet)
+        out.verbose = bool(args.verbose)
         out.color = args.color
         out.progress = not args.no_progress
         cfg = _config(args, environ)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
@@ -48,6 +48,10 @@ class Output:
         if hint:
             self._say("hint: ", "cyan", hint)
 
+    def hint(self, message: str) -> None:
+        """Another ``hint: …`` line on stderr, after :meth:`error` (shown even with -q)."""
+        self._say("hint: ", "cyan", message)
+
     def warn(self, message: str) -> None:
         """``warning: …`` on stderr (shown even with -q: warnings are about trust)."""
         self._say("warning: ", "yellow", message)
@@ -74,7 +78,7 @@ class Output:
             self.stdout.write("\n")
 
     @contextmanager
-    def progress_bar(self, description: str, total: int) -> Iterator[Any]:
+    def progress_bar(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
         """A rich progress bar on a terminal; a no-op advancer elsewhere.
 
         Yields a callable ``advance(n)``.

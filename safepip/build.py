@@ -177,20 +177,17 @@ class Source:
                     if p.is_file() and not p.is_symlink()
                 }
             else:
-                from safepip.vet import read_project_page  # noqa: PLC0415  (vet is heavy)
+                from safepip import sources  # noqa: PLC0415  (only for an index)
 
                 if self._index_url is None:
                     raise ValueError("a Source needs find_links or index_url")
-                page, links = read_project_page(
-                    name,
-                    index_url=self._index_url,
+                page, links = sources.Links(
+                    [sources.Source(self._index_url)],
                     base_dir=self._base_dir,
                     cafile=self._cafile,
                     proxies=self._proxies,
-                    timeout=self._timeout,
-                    cancel=None,
-                    log=None,
-                )
+                    timeout=lambda: self._timeout,
+                ).page(name)
                 self._pages[name] = {
                     filename: fetch.join_url(page, href) for filename, href in links.items()
                 }

@@ -130,6 +130,8 @@ def install(
     target_dir: Path | None,
     environ: Mapping[str, str],
     log: Callable[[str], None] | None = None,
+    options: Sequence[str] = (),
+    compile: bool = False,
 ) -> None:
     """Install exactly the wheels pinned (with hashes) in ``requirements_file`` from ``wheel_dir``.
 
@@ -139,7 +141,8 @@ def install(
     an empty staging folder (``pip --target`` into it); never the user's ``--target`` folder,
     where pip would delete or keep whole top-level entries: :mod:`safepip.target` merges the
     staging folder into it. No byte-compilation: :mod:`safepip.bytecode` does it afterwards,
-    on every core.
+    on every core; except with ``compile``, for an install whose layout only pip knows
+    (``options``: ``--user``, ``--prefix``, ``--root``, ``--break-system-packages``, passed on).
 
     Raises:
         UsageError: ``python_target`` is not an executable file.
@@ -159,12 +162,17 @@ def install(
         "--force-reinstall",
         # pip compiles one file at a time, about half of its install time; safepip.bytecode
         # writes and records the same .pyc files afterwards, in parallel.
-        "--no-compile",
+        "--compile" if compile else "--no-compile",
+        *options,
     ]
     if target_dir is not None:
         argv += ["--target", str(Path(target_dir).absolute())]
     argv += ["-r", str(Path(requirements_file).absolute())]
-    returncode, output = _run(argv, env=scrubbed_environment(environ), timeout=None, log=log)
+    env = scrubbed_environment(environ)
+    if "--user" in options:
+        # pip refuses --user where the user site is disabled, which PYTHONNOUSERSITE does.
+        env.pop("PYTHONNOUSERSITE", None)
+    returncode, output = _run(argv, env=env, timeout=None, log=log)
     if returncode != 0:
         raise PipError(
             f"pip failed to install the vetted wheels: {_summary(output)}",

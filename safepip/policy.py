@@ -56,6 +56,9 @@ def judge_lock_line(line: RequirementLine, listed: HashList) -> list[Rejection]:
     Bound means: the hash is on the list, and the listed file it belongs to is a wheel of this
     line's project at exactly this line's pinned version. Markers are not evaluated: a branch for
     another platform must be just as vetted, or a lock file could hide an unlisted pin there.
+    The listed sdist of that same version may stand beside a bound wheel (pip-compile, uv and
+    PEP 751 lock files name every file of a version): the list vouches for it, and safepip
+    never installs it; a line whose only listed file is the sdist is refused (``sdist``).
     """
     where, name = line.location, line.name
     rejections: list[Rejection] = []
@@ -69,6 +72,8 @@ def judge_lock_line(line: RequirementLine, listed: HashList) -> list[Rejection]:
     if not listed.for_project(name):
         rejections.append(Rejection("not-in-list", name, f"{name} is not on the list", where))
         return rejections
+    sdists: list[Rejection] = []
+    wheels = 0
     for digest in line.hashes:
         entry = listed.by_sha256(digest)
         short = f"sha256:{digest[:12]}…"
@@ -81,10 +86,10 @@ def judge_lock_line(line: RequirementLine, listed: HashList) -> list[Rejection]:
                 Rejection("hash-binding", name, f"{short} belongs to {entry.filename}", where)
             )
         elif entry.kind == "sdist":
-            rejections.append(
-                Rejection("sdist", name, f"{short} is the sdist {entry.filename}", where)
-            )
-    return rejections
+            sdists.append(Rejection("sdist", name, f"{short} is the sdist {entry.filename}", where))
+        else:
+            wheels += 1
+    return rejections + (sdists if not wheels else [])
 
 
 def judge_request(

@@ -36,7 +36,7 @@ import os
 import re
 import stat
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Final
@@ -45,6 +45,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from safepip import pylock
 from safepip.errors import RequirementsError
 from safepip.policy import Rejection
 
@@ -146,6 +147,34 @@ class RequirementLine:
     name: str
     hashes: tuple[str, ...]
     location: str
+    #: For a package of a PEP 751 lock file: the dependency groups its marker sees (the file's
+    #: ``default-groups``); ``None`` for a requirements line.
+    groups: frozenset[str] | None = None
+
+    def applies(self, environment: Mapping[str, str]) -> bool:
+        """Whether the line's marker holds in ``environment`` (PEP 508; no extra asked).
+
+        A lock file's marker may test ``extras`` and ``dependency_groups`` (PEP 751): none are
+        asked for, and the groups are the file's default ones.
+
+        Raises:
+            RequirementsError: such a marker with a ``packaging`` too old to evaluate it.
+        """
+        marker = self.requirement.marker
+        if marker is None:
+            return True
+        plain = {**environment, "extra": ""}
+        if self.groups is None:
+            return marker.evaluate(plain)
+        try:
+            return marker.evaluate(
+                {**plain, "extras": frozenset(), "dependency_groups": self.groups},
+                context="lock_file",
+            )
+        except TypeError as exc:  # packaging < 25 has no lock-file markers
+            raise RequirementsError(
+                f"{self.location}: the marker `{marker}` needs packaging 25 or newer"
+            ) from exc
 
     @property
     def pinned_version(self) -> Version | None:
@@ -247,11 +276,36 @@ class _Parser:
             return
         self.done.add(real)
         text = _read_text(path, display, where)
+        if pylock.is_pylock(path):
+            self.parse_pylock(text, display)
+            return
         self.stack.append((real, display))
         try:
             self.parse_lines(text, display, path.parent)
         finally:
             self.stack.pop()
+
+    def parse_pylock(self, text: str, source: str) -> None:
+        """A PEP 751 lock file: each package a locked line (see :mod:`safepip.pylock`)."""
+        # As in requirements files: only ASCII, checked on the raw text before anything is read.
+        refused = [
+            self.refuse_characters(line, f"{source}:{number}")
+            for number, line in enumerate(text.splitlines(), 1)
+        ]
+        if any(refused):
+            return
+        packages, rejections = pylock.parse(text, source)
+        self.rejections.extend(rejections)
+        for package in packages:
+            self.lines.append(
+                RequirementLine(
+                    package.requirement,
+                    package.name,
+                    package.hashes,
+                    package.location,
+                    package.groups,
+                )
+            )
 
     def parse_lines(self, text: str, source: str, base_dir: Path) -> None:
         """Parse the text of one file; ``source`` names it in locations."""

@@ -87,6 +87,10 @@ class _Provider(AbstractProvider[Need, Candidate, str]):
     metadata: Callable[[Entry], WheelMetadata]
     prefetch: Callable[[Sequence[Entry]], None]
     pre: bool
+    #: Constraints (``-c``): they narrow a project's versions without asking for it.
+    constraints: Mapping[str, SpecifierSet] = field(default_factory=dict)
+    #: False with ``--no-deps``: only what was asked for, no dependency.
+    deps: bool = True
     #: Why a listed version was passed over, by project: told when nothing else fits.
     skipped: dict[str, list[str]] = field(default_factory=dict)
     _versions: dict[str, list[tuple[Version, Entry]]] = field(default_factory=dict)
@@ -121,7 +125,7 @@ class _Provider(AbstractProvider[Need, Candidate, str]):
 
     def allowed(self, name: str, needs: Sequence[Need]) -> list[tuple[Version, Entry]]:
         """The versions every need admits, newest first (PEP 440 pre-release rules)."""
-        specifier = SpecifierSet()
+        specifier = SpecifierSet(str(self.constraints.get(name, "")))
         for need in needs:
             specifier &= need.specifier
         available = self.versions(name)
@@ -181,6 +185,8 @@ class _Provider(AbstractProvider[Need, Candidate, str]):
         return requirement.specifier.contains(candidate.version, prereleases=True)
 
     def get_dependencies(self, candidate: Candidate) -> Iterable[Need]:
+        if not self.deps:
+            return []
         metadata = self.metadata(candidate.entry)
         origin = f"{candidate.name} {candidate.version}"
         needs: list[Need] = []
@@ -245,8 +251,7 @@ def requested(lines: Sequence[RequirementLine], target: TargetEnvironment) -> li
     """The needs of requirement lines whose marker holds for ``target`` (pure)."""
     needs = []
     for line in lines:
-        marker = line.requirement.marker
-        if marker is None or marker.evaluate({**target.markers, "extra": ""}):
+        if line.applies(target.markers):
             needs.append(_need(line.requirement, line.location))
     return needs
 
@@ -259,18 +264,22 @@ def resolve(
     metadata: Callable[[Entry], WheelMetadata],
     prefetch: Callable[[Sequence[Entry]], None],
     pre: bool = False,
+    constraints: Mapping[str, SpecifierSet] | None = None,
+    deps: bool = True,
 ) -> tuple[Resolution | None, list[Rejection]]:
     """Choose one listed wheel per project so that every need and dependency is met.
 
     Candidates are the listed wheels that fit ``target``, newest first (pip's order); a version
-    whose ``Requires-Python`` excludes the target is passed over. Returns the resolution, or
+    whose ``Requires-Python`` excludes the target is passed over; ``constraints`` narrow the
+    versions of the projects they name (``-c``); ``pre`` admits pre-releases (``--pre``);
+    without ``deps`` no dependency is followed (``--no-deps``). Returns the resolution, or
     ``None`` and every rejection that explains why there is none.
 
     Raises:
         Refused: ``metadata`` or ``prefetch`` refused a wheel, or a vetted wheel declares a
             direct-URL dependency.
     """
-    provider = _Provider(listed, target, metadata, prefetch, pre)
+    provider = _Provider(listed, target, metadata, prefetch, pre, dict(constraints or {}), deps)
     prefetch(provider._likely(needs))
     resolver: Resolver[Need, Candidate, str] = Resolver(provider, BaseReporter())
     try:
@@ -311,6 +320,8 @@ def _explain(causes: Sequence[Any], provider: _Provider) -> list[Rejection]:
             why = "; ".join(provider.skipped.get(name, ()))
             code = "dependency-missing" if all(c.parent for c in found) else "not-in-list"
             message = f"{wanted}: no listed wheel fits (listed for this interpreter: {listed})"
+            if name in provider.constraints:
+                message += f"; constrained to {name}{provider.constraints[name]} (-c)"
             if why:
                 message += f"; passed over: {why}"
         location = next((c.requirement.origin for c in found if c.parent is None), None)

@@ -28,12 +28,11 @@ from safepip.state import TrustState, judge_serial
 # index page parser, wheel reading, pip) is imported where it is used, keeping their start fast.
 if TYPE_CHECKING:
     from safepip.interpreter import TargetEnvironment
+    from safepip.sources import Links
     from safepip.wheel import WheelMetadata
 
 #: The whole fetch of the list, and of its signature, must finish within this many seconds.
 LIST_DEADLINE: Final = 60.0
-#: A project page larger than this is refused.
-MAX_PAGE_BYTES: Final = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,8 @@ class TrustedList:
     def describe(self) -> str:
         """One line naming the list: serial, signers and expiry."""
         header = self.hashlist.header
-        signers = ", ".join(s[-16:] for s in self.verification.signers)
+        # Full fingerprints: the config accepts nothing shorter, so the user can compare them.
+        signers = ", ".join(self.verification.signers)
         serial = "legacy list" if self.hashlist.legacy else f"serial {header.serial}"
         expires = f", expires {header.expires:%Y-%m-%d %H:%M}Z" if header.expires else ""
         return f"{self.url} ({serial}, signed by {signers}{expires})"
@@ -326,12 +326,11 @@ def plan_locked(
     for line in lines:
         problems = policy.judge_lock_line(line, listed)
         rejections.extend(problems)
-        marker = line.requirement.marker
-        if problems or (
-            marker is not None and not marker.evaluate({**target.markers, "extra": ""})
-        ):
+        if problems or not line.applies(target.markers):
             continue
-        candidates = {e.filename: e for h in line.hashes if (e := listed.by_sha256(h))}
+        candidates = {
+            e.filename: e for h in line.hashes if (e := listed.by_sha256(h)) and e.kind == "wheel"
+        }
         best = best_wheel(sorted(candidates), target)
         entry = candidates[best] if best is not None else None
         if entry is None:
@@ -355,95 +354,26 @@ def plan_locked(
     return list(chosen.values()), rejections
 
 
-def locate(
-    entries: Sequence[hashlist.Entry],
-    *,
-    index_url: str,
-    cafile: str | None,
-    base_dir: Path,
-    proxies: fetch.Proxies | None = None,
-    log: Callable[[str], None] | None = None,
-) -> dict[str, str]:
-    """``filename → URL`` of each entry, read from the index's project pages (in parallel).
+def locate(entries: Sequence[hashlist.Entry], links: Links) -> dict[str, str]:
+    """``filename → URL`` of each entry, from the first of ``links``' sources that offers it
+    (pages read in parallel, each once).
 
     Only the links of listed filenames are judged: such a link must follow the fetch rules
     (no ``file://`` from a network page, no ``http://`` off loopback, ``https://`` only from an
     ``https://`` page) or the run is refused; an href that is not a URL at all is skipped, with
-    a note to ``log``. A Ctrl-C stops every page fetch at once (see :mod:`safepip.parallel`).
+    a note to the log. A Ctrl-C stops every page fetch at once (see :mod:`safepip.parallel`).
 
     Raises:
         FetchError: a page cannot be fetched or read, a listed file's link breaks the fetch
-            rules, or a page does not offer a listed file.
+            rules, or no source offers a listed file.
     """
     from safepip import parallel  # noqa: PLC0415  (lazy: see the imports)
 
-    projects = sorted({entry.name for entry in entries})
-    wanted = {entry.filename for entry in entries}
+    def url(entry: hashlist.Entry, cancel: threading.Event) -> str:
+        return links.url(entry, cancel)
 
-    def page(name: str, cancel: threading.Event) -> tuple[str, dict[str, str]]:
-        return read_project_page(
-            name,
-            index_url=index_url,
-            base_dir=base_dir,
-            cafile=cafile,
-            proxies=proxies,
-            timeout=LIST_DEADLINE,
-            cancel=cancel,
-            log=log,
-        )
-
-    links: dict[str, str] = {}
-    for url, found in parallel.run_all(page, projects, name="safepip-index"):
-        for filename, link in found.items():
-            if filename in wanted and filename not in links:
-                links[filename] = fetch.join_url(url, link)
-    missing = [e.filename for e in entries if e.filename not in links]
-    if missing:
-        raise FetchError(
-            f"the index {index_url} does not offer {missing[0]}"
-            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
-            hint="the index and the list disagree; ask the publisher to republish both",
-        )
-    return {e.filename: links[e.filename] for e in entries}
-
-
-def read_project_page(
-    name: str,
-    *,
-    index_url: str,
-    base_dir: Path,
-    cafile: str | None,
-    proxies: fetch.Proxies | None,
-    timeout: float,
-    cancel: threading.Event | None,
-    log: Callable[[str], None] | None,
-) -> tuple[str, dict[str, str]]:
-    """The project page of ``name``: its URL and ``filename → href`` (not yet judged).
-
-    A href is judged (:func:`fetch.join_url`) only when its file is wanted: a stray bad link
-    beside the listed ones cannot fail a run. Hrefs that are not URLs at all are skipped, with
-    a note to ``log``.
-
-    Raises:
-        FetchError: the page cannot be fetched, or cannot be read as HTML.
-    """
-    from safepip import index  # noqa: PLC0415  (lazy: see the imports)
-
-    url = fetch.join_url(index_url, f"{name}/")
-    text = fetch.fetch_bytes(
-        url,
-        base_dir=base_dir,
-        max_bytes=MAX_PAGE_BYTES,
-        timeout=timeout,
-        cafile=cafile,
-        proxies=proxies,
-        cancel=cancel,
-    ).decode("utf-8", errors="replace")
-    found = index.parse_page(text, url)
-    for href in found.skipped:
-        if log is not None:
-            log(f"{url}: skipped a link that is not a URL: {href[:200]!r}")
-    return url, dict(found.links)
+    found = parallel.run_all(url, list(entries), name="safepip-index")
+    return {e.filename: u for e, u in zip(entries, found, strict=True)}
 
 
 def download_all(

@@ -2,8 +2,8 @@
 
 A :class:`WheelStore` downloads a listed wheel into a private folder the first time anything
 asks for it, hashing while streaming, and hands out the file (and its METADATA) only once its
-sha256 is the list's. Where a file lives is read from the index's project page for that project
-(the index is transport only: which files exist, and which version is newest, comes from the
+sha256 is the list's. Where a file lives is read from the sources' pages (:mod:`safepip.sources`;
+a source is transport only: which files exist, and which version is newest, comes from the
 list). Downloads run on a small thread pool, so the wheels the resolver will likely need next
 arrive while it works; every download shares one deadline, the run's ``--timeout``.
 """
@@ -22,7 +22,8 @@ from safepip.errors import FetchError
 from safepip.hashlist import Entry
 from safepip.policy import Rejection
 from safepip.resolve import Refused
-from safepip.vet import MAX_WHEEL_BYTES, read_project_page
+from safepip.sources import Links
+from safepip.vet import MAX_WHEEL_BYTES
 from safepip.wheel import WheelError, WheelMetadata, read_metadata
 
 #: Downloads at once.
@@ -30,7 +31,7 @@ WORKERS: Final = 8
 
 
 class WheelStore:
-    """Listed wheels in ``folder`` (created 0700 by the caller), fetched from ``index_url``.
+    """Listed wheels in ``folder`` (created 0700 by the caller), fetched from ``links``.
 
     Use as a context manager: leaving it stops every download still under way.
     """
@@ -39,29 +40,23 @@ class WheelStore:
         self,
         folder: Path,
         *,
-        index_url: str,
+        links: Links,
         cafile: str | None,
-        base_dir: Path,
         timeout: float,
         proxies: fetch.Proxies | None = None,
         on_download: Callable[[Entry], None] | None = None,
-        log: Callable[[str], None] | None = None,
     ) -> None:
         self.folder = folder
-        self._index_url = index_url
+        self._links = links
         self._cafile = cafile
-        self._base_dir = base_dir
         self._deadline = time.monotonic() + timeout
         self._timeout = timeout
         self._proxies = proxies
         self._on_download = on_download
-        self._log = log
         #: Set when the store closes: every fetch stops within fetch.CANCEL_SLICE instead of
         #: running on to the deadline.
         self._cancel = threading.Event()
         self._lock = threading.Lock()
-        self._pages: dict[str, tuple[str, dict[str, str]]] = {}
-        self._page_locks: dict[str, threading.Lock] = {}
         self._wheels: dict[str, Future[Path]] = {}
         self._metadata: dict[str, WheelMetadata] = {}
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="safepip-fetch")
@@ -86,45 +81,14 @@ class WheelStore:
     # --- where ------------------------------------------------------------------------------
 
     def url(self, entry: Entry) -> str:
-        """The URL the index gives for ``entry``'s file.
+        """The URL of ``entry``'s file at the first source that offers it.
 
         Raises:
-            FetchError: the page cannot be fetched, or does not offer this listed file.
+            FetchError: no source offers this listed file, or its page cannot be fetched.
         """
-        page, links = self._page(entry.name)
-        href = links.get(entry.filename)
-        if href is None:
-            raise FetchError(
-                f"the index {self._index_url} does not offer {entry.filename}, which the list "
-                "names",
-                hint="the index and the list disagree (a mirror may be hiding a version); ask "
-                "its operator, or the publisher to republish both",
-            )
-        # Judged (scheme, host) only for a file asked for: a stray bad link fails nothing.
-        return fetch.join_url(page, href)
-
-    def _page(self, name: str) -> tuple[str, dict[str, str]]:
-        # Read in the calling thread (a download worker, usually), once per project: waiting on
+        # Read in the calling thread (a download worker, usually), once per page: waiting on
         # the pool from inside the pool could leave every worker waiting for a queued page.
-        with self._lock:
-            lock = self._page_locks.setdefault(name, threading.Lock())
-        with lock:
-            if name not in self._pages:
-                self._pages[name] = self._read_page(name)
-            return self._pages[name]
-
-    def _read_page(self, name: str) -> tuple[str, dict[str, str]]:
-        url, links = read_project_page(
-            name,
-            index_url=self._index_url,
-            base_dir=self._base_dir,
-            cafile=self._cafile,
-            proxies=self._proxies,
-            timeout=self._remaining(),
-            cancel=self._cancel,
-            log=self._log,
-        )
-        return url, links
+        return self._links.url(entry, self._cancel)
 
     # --- what -------------------------------------------------------------------------------
 

@@ -41,6 +41,8 @@ def _isolated_environment(
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    # An activated venv of the developer must not become the place a test installs into.
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
     for name in list(os.environ):
         if name.startswith("SAFEPIP_"):
             monkeypatch.delenv(name)

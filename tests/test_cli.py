@@ -206,3 +206,66 @@ def test_text_run_that_fails_on_usage_prints_nothing_on_stdout() -> None:
         out = safepip(*argv)
         assert (out.returncode, out.stdout) == (2, "")
         assert "error: " in out.stderr
+
+
+# -- what a newcomer tripped over (issue #13, item 7) ---------------------------------------------
+
+
+def test_help_says_where_install_installs_and_what_check_and_publish_take(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    texts = {}
+    for command in ("install", "check", "publish"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        texts[command] = " ".join(capsys.readouterr().out.split())
+    assert "VIRTUAL_ENV" in texts["install"] and ".venv" in texts["install"]
+    assert "safepip.toml" in texts["install"] and "--system" in texts["install"]
+    assert "--no-cache-dir" in texts["install"], "pip's flags are listed"
+    assert "FILE requirements files (pip-compile, uv) or pylock.toml" in texts["check"]
+    assert "--out DIR where the list, its signature" in texts["publish"]
+
+
+def test_an_unknown_install_flag_points_at_install_help(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _out, err = run(capsys, "install", "--frobnicate", "x")
+    assert code == 2
+    assert err.splitlines() == [
+        "error: unrecognized arguments: --frobnicate",
+        "hint: see `safepip install --help`",
+    ]
+
+
+def test_check_refusal_names_no_install_and_gives_a_hint_per_kind_of_problem(
+    tmp_path: Path, keyring: Keyring, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = Site(tmp_path / "wheels", tmp_path / "site", keyring)
+    site.sign_raw(site.raw_list(serial=1, files={"alpha-1.0-py3-none-any.whl": "a" * 64}))
+    lock = tmp_path / "requirements.txt"
+    lock.write_text("reqeusts==2.0 --hash=sha256:" + "b" * 64 + "\nalpha>=1.0\n")
+    code, out, err = run(capsys, "check", "--list", str(site.list_path), *site.pins(), str(lock))
+    assert code == 1
+    assert [line.split(": ")[1] for line in out.splitlines()] == [
+        "typosquat",
+        "not-pinned",
+        "no-hash",
+    ]
+    signer = site.fingerprint()
+    assert f"signed by {signer}," in err, "the list: line shows the full fingerprint"
+    assert err.splitlines()[1:] == [
+        "error: refused: 3 problem(s)",
+        "hint: check the spelling; if the name is genuinely meant, add it to allow-names",
+        "hint: pin every line with == and its hashes: `safepip lock` writes such a file",
+    ]
+
+
+def test_publish_with_an_unpinned_key_is_a_usage_error(
+    tmp_path: Path, keyring: Keyring, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = Site(tmp_path / "wheels", tmp_path / "site", keyring)
+    site.wheels.mkdir()
+    code, _out, err = run(capsys, "publish", str(site.wheels), "--out", str(site.out),
+                          "--no-config", "--key", site.fingerprint())  # fmt: skip
+    assert code == 2
+    assert "is not pinned in trusted-keys" in err and "--trusted-key" in err
+    assert not site.out.exists()

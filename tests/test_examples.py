@@ -355,11 +355,12 @@ class DockerBuild:
 
     def rewrite(self, command: str) -> str:
         """Map container paths into rootfs, refusing any absolute path outside MAPPED."""
-        pattern = r"(?<![\w$}.:/-])(/[\w./-]*)"
+        # After a `:` too (PATH=a:/opt/x), but never the `//` of a URL.
+        pattern = r"(?<![\w$}./-])(/(?!/)[\w./-]*)"
         for path in re.findall(pattern, command):
             assert path.startswith(self.MAPPED), f"unmapped container path {path!r} in {command!r}"
         roots = "|".join(re.escape(m) for m in self.MAPPED)
-        return re.sub(rf"(?<![\w$}}.:/-])(?=(?:{roots})(?:/|\b))", str(self.rootfs), command)
+        return re.sub(rf"(?<![\w$}}./-])(?=(?:{roots})(?:/|\b))", str(self.rootfs), command)
 
     def variables(self) -> dict[str, str]:
         return {**self.args, **self.env}
@@ -498,6 +499,8 @@ def test_dockerfile_run_steps(
     log = "\n".join(build.outputs)
     assert "safepip 0.1.0" in log
     assert "installed 5 vetted package(s)" in log
+    # Into the activated app venv, never safepip's own.
+    assert f"into {build.rootfs}/opt/venv ({build.rootfs}/opt/venv/bin/python)" in log
     assert f"requests from {build.rootfs}/opt/venv/" in log
     assert "/sha256sums.txt" in requested and "/sha256sums.txt.asc" in requested
     assert sorted(r for r in requested if r.endswith(".whl")) == sorted(

@@ -8,7 +8,8 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,13 +68,27 @@ class Index:
         return [line for line in out.stdout.splitlines() if line]
 
 
-@pytest.fixture
-def index(tmp_path: Path, keyring: Keyring, monkeypatch: pytest.MonkeyPatch) -> Iterator[Index]:
+@contextmanager
+def served_index(
+    tmp_path: Path,
+    keyring: Keyring,
+    monkeypatch: pytest.MonkeyPatch,
+    more: Sequence[tuple[str, str]] = (),
+) -> Iterator[Index]:
+    """WHEELS, delta and ``more`` (name, version) published, served, and a fresh venv."""
     monkeypatch.setenv("GNUPGHOME", str(keyring.home))
     site = make_site(tmp_path, keyring, WHEELS)
     make_wheel(site.wheels, "delta", "1.0", extras=DELTA_EXTRAS)
+    for name, version in more:
+        make_wheel(site.wheels, name, version)
     with published_and_served(site, monkeypatch, "--serial", "1") as (server, client, venv):
         yield Index(site, server, client, venv)
+
+
+@pytest.fixture
+def index(tmp_path: Path, keyring: Keyring, monkeypatch: pytest.MonkeyPatch) -> Iterator[Index]:
+    with served_index(tmp_path, keyring, monkeypatch) as served:
+        yield served
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -104,6 +119,7 @@ def test_locked_install_installs_exactly_the_vetted_set(
     assert index.installed() == ["alpha==1.0", "beta==2.0"]
     assert "--dry-run" not in err, "a locked install needs no resolver pass"
     assert "--require-hashes" in err and "--no-index" in err
+    assert "Successfully installed" in err, "-v shows pip's own output, not only its command"
 
 
 def test_loose_install_resolves_in_process_over_vetted_wheels(
@@ -429,14 +445,16 @@ def test_check_and_lock_refuse_a_lookalike(
 ) -> None:
     locked = index.client / "requirements.txt"
     locked.write_text(f"colourama==0.4.6 --hash=sha256:{'4' * 64}\n")
-    code, out, _ = run(capsys, "check", str(locked))
+    code, out, err = run(capsys, "check", str(locked))
     assert code == 1
+    assert "error: refused: 1 problem(s)\n" in err, "check installs nothing: it says nothing of it"
     assert "requirements.txt:1: typosquat: did you mean colorama?" in out
     assert "not-in-list" not in out and "hash-not-in-list" not in out  # one verdict a line
     out_file = index.client / "requirements.lock"
     code, out, err = run(capsys, "lock", "djang0", "-o", str(out_file))
     assert code == 1, err
     assert "typosquat: did you mean django? `0` for `o`" in out
+    assert f"error: refused: 1 problem(s), {out_file} was not written" in err
     assert not out_file.exists()
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from safepip import vet
+from safepip import sources, vet
 from safepip.errors import FetchError
 from safepip.hashlist import Entry
 from tests.server import LoopbackServer
@@ -51,13 +51,15 @@ def server(served: Path) -> Iterator[LoopbackServer]:
 
 
 def locate(index_url: str, log: list[str] | None = None) -> dict[str, str]:
-    return vet.locate(
-        [ENTRY],
-        index_url=index_url,
-        cafile=None,
+    links = sources.Links(
+        sources.ordered(index_url),
         base_dir=Path.cwd(),
+        cafile=None,
+        proxies=None,
+        timeout=lambda: 60.0,
         log=log.append if log is not None else None,
     )
+    return vet.locate([ENTRY], links)
 
 
 # --- locate: the project pages ------------------------------------------------------------------
