@@ -145,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--python", metavar="PATH", help="install into this interpreter")
     install.add_argument("--target", type=Path, metavar="DIR", help="install into this folder")
     install.add_argument("--dry-run", action="store_true", help="vet and report only")
+    _cache_flags(install)
 
     check = commands.add_parser("check", parents=[common], help="lock-file verdict for CI")
     check.add_argument("files", nargs="*", type=Path, metavar="FILE")
@@ -484,12 +485,14 @@ def _resolve(
 
     listed = trusted.hashlist
     target = interpreter.describe(getattr(args, "python", None))
+    cache = _wheel_cache(args)
     if vet.is_locked(lines):
         planned, rejections = vet.plan_locked(lines, listed, target)
         if rejections:
             return [], rejections, True
-        urls = vet.locate(
-            [e for e, _ in planned],
+        cached = vet.from_cache([e for e, _ in planned], staging / "wheels", cache)
+        urls = cached | vet.locate(
+            [e for e, _ in planned if e.filename not in cached],
             index_url=cfg.index(),
             cafile=cfg.cert,
             base_dir=cfg.base_dir,
@@ -502,7 +505,7 @@ def _resolve(
         ]
         return artifacts, [], True
     wheels = staging / "wheels"
-    wheels.mkdir(mode=0o700)
+    wheels.mkdir(mode=0o700, exist_ok=True)
     out.info(f"resolving {len(lines)} requirement(s) against the list's wheels")
     with WheelStore(
         wheels,
@@ -513,6 +516,7 @@ def _resolve(
         proxies=cfg.proxies,
         on_download=lambda entry: out.debug(f"fetched and hash-checked {entry.filename}"),
         log=out.debug,
+        cache=cache,
     ) as store:
         try:
             resolution, rejections = resolve.resolve(
@@ -527,7 +531,7 @@ def _resolve(
         if resolution is None:
             return [], rejections, False
         artifacts = [
-            vet.Artifact(e.name, e.version, e.filename, e.sha256, store.url(e), extras)
+            vet.Artifact(e.name, e.version, e.filename, e.sha256, store.source(e), extras)
             for e, extras in resolution.chosen
         ]
     store.discard_except([e for e, _ in resolution.chosen])  # after every download stopped
@@ -564,15 +568,18 @@ def _vet(
     if not locked:  # the resolver fetched, hash-checked and read every wheel it chose
         return trusted, artifacts, []
     wheels = staging / "wheels"
-    wheels.mkdir(mode=0o700)
-    with out.progress_bar("downloading", len(artifacts)) as advance:
+    wheels.mkdir(mode=0o700, exist_ok=True)
+    # Wheels already copied in from the cache (re-hashed on the way) need no download.
+    pending = [a for a in artifacts if not (wheels / a.filename).exists()]
+    with out.progress_bar("downloading", len(pending)) as advance:
         problems = vet.download_all(
-            artifacts,
+            pending,
             wheels,
             cafile=cfg.cert,
             timeout=args.timeout,
             advance=advance,
             proxies=cfg.proxies,
+            cache=_wheel_cache(args),
         )
     # A refused download leaves a hole in the closure; judging it would only add noise.
     target = interpreter.describe(getattr(args, "python", None))
@@ -580,6 +587,42 @@ def _vet(
         artifacts, wheels, closure=not problems, environment=target.markers
     )
     return trusted, artifacts, _lookalikes_named(problems, cfg, trusted, out)
+
+
+def _wheel_cache(args: argparse.Namespace) -> Any:
+    """The wheel cache (:mod:`safepip.cache`) this run may use, or ``None``."""
+    from safepip import cache  # noqa: PLC0415
+
+    return cache.configured(
+        dict(os.environ),
+        disabled=getattr(args, "no_cache_dir", False),
+        max_mb=getattr(args, "cache_max_mb", None),
+    )
+
+
+def _cache_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-cache-dir", action="store_true", help="neither read nor write the wheel cache"
+    )
+    parser.add_argument(
+        "--cache-max-mb",
+        type=_mebibytes,
+        metavar="MB",
+        help="size cap of the wheel cache, least recently used pruned first (default 2048; "
+        "SAFEPIP_CACHE_MAX_MB)",
+    )
+
+
+def _mebibytes(text: str) -> float:
+    from safepip.cache import MAX_MB  # noqa: PLC0415
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of MiB") from None
+    if not (math.isfinite(value) and 0 <= value <= MAX_MB):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of MiB from 0 to {MAX_MB}")
+    return value
 
 
 def _lookalikes_named(problems: list[Any], cfg: Config, trusted: Any, out: Output) -> list[Any]:

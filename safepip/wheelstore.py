@@ -15,15 +15,18 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from safepip import fetch
 from safepip.errors import FetchError
 from safepip.hashlist import Entry
 from safepip.policy import Rejection
 from safepip.resolve import Refused
-from safepip.vet import MAX_WHEEL_BYTES, read_project_page
+from safepip.vet import MAX_WHEEL_BYTES, keep, read_project_page
 from safepip.wheel import WheelError, WheelMetadata, read_metadata
+
+if TYPE_CHECKING:
+    from safepip.cache import WheelCache
 
 #: Downloads at once.
 WORKERS: Final = 8
@@ -46,8 +49,11 @@ class WheelStore:
         proxies: fetch.Proxies | None = None,
         on_download: Callable[[Entry], None] | None = None,
         log: Callable[[str], None] | None = None,
+        cache: WheelCache | None = None,
     ) -> None:
         self.folder = folder
+        self._cache = cache
+        self._cached: set[str] = set()
         self._index_url = index_url
         self._cafile = cafile
         self._base_dir = base_dir
@@ -102,6 +108,18 @@ class WheelStore:
             )
         # Judged (scheme, host) only for a file asked for: a stray bad link fails nothing.
         return fetch.join_url(page, href)
+
+    def source(self, entry: Entry) -> str:
+        """Where ``entry``'s file came from: the cache entry's URI, else :meth:`url`.
+
+        Raises:
+            FetchError: as :meth:`url`.
+        """
+        with self._lock:
+            cached = entry.filename in self._cached
+        if cached and self._cache is not None:
+            return self._cache.path(entry.sha256).as_uri()
+        return self.url(entry)
 
     def _page(self, name: str) -> tuple[str, dict[str, str]]:
         # Read in the calling thread (a download worker, usually), once per project: waiting on
@@ -169,8 +187,13 @@ class WheelStore:
             return future
 
     def _download(self, entry: Entry) -> Path:
-        url = self.url(entry)
         path = self.folder / entry.filename
+        # A cache hit is re-hashed while copied in: no page, no download.
+        if self._cache is not None and self._cache.copy_to(entry.sha256, path):
+            with self._lock:
+                self._cached.add(entry.filename)
+            return path
+        url = self.url(entry)
         digest = fetch.download(
             url,
             path,
@@ -190,6 +213,8 @@ class WheelStore:
                     f"{entry.sha256[:12]}…)",
                 )
             )
+        if self._cache is not None:
+            keep(self._cache, path, digest)
         if self._on_download is not None:
             self._on_download(entry)
         return path
