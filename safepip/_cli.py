@@ -147,6 +147,27 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--dry-run", action="store_true", help="vet and report only")
     _cache_flags(install)
 
+    audit = commands.add_parser(
+        "audit",
+        parents=[common],
+        help="is what is installed what was vetted?",
+        description="Check every installed distribution against the list and against the "
+        "vetted wheel's own files (not the installed RECORD). Exit 1 on any finding: "
+        "not-in-list, modified, missing-file, unknown-file.",
+    )
+    where = audit.add_mutually_exclusive_group()
+    where.add_argument(
+        "--python",
+        metavar="PATH",
+        help="audit this interpreter's environment (default: the active VIRTUAL_ENV, else the "
+        "Python running safepip)",
+    )
+    where.add_argument("--path", type=Path, metavar="DIR", help="audit this site-packages folder")
+    audit.add_argument(
+        "--exclude", action="append", default=[], metavar="NAME", help="leave out; repeatable"
+    )
+    _cache_flags(audit)
+
     check = commands.add_parser("check", parents=[common], help="lock-file verdict for CI")
     check.add_argument("files", nargs="*", type=Path, metavar="FILE")
 
@@ -639,7 +660,7 @@ def _install(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     import shutil  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
 
-    from safepip import bytecode, pip, target, vet  # noqa: PLC0415
+    from safepip import bytecode, installed, pip, target, vet  # noqa: PLC0415
 
     staging = Path(tempfile.mkdtemp(prefix="safepip-"))  # mkdtemp makes it 0700
     try:
@@ -652,15 +673,25 @@ def _install(args: argparse.Namespace, cfg: Config, out: Output) -> int:
                 out.result(f"would install {a.name} {a.version} ({a.filename})")
             out.emit_json(_vet_document(trusted, artifacts, [], 0))
             return 0
-        generated = staging / "vetted.txt"
-        generated.write_text(vet.requirements_text(artifacts), encoding="utf-8")
-        out.info(f"all {len(artifacts)} wheel(s) vetted; pip installs them with --require-hashes")
         # Asked before pip installs: the compile step then runs without `site`, so that no .pth
         # file or sitecustomize of the packages installed runs (pip never runs them either).
         layout = bytecode.target_layout(
             args.python, args.target, environ=dict(os.environ), log=out.debug
         )
-        if args.target is None:
+        # Installed means vetted: what is already there byte-identical to its vetted wheel is
+        # kept; everything else (tampered, missing files, other versions) goes to pip.
+        same = installed.differing(
+            [(a.name, a.version, staging / "wheels" / a.filename) for a in artifacts],
+            layout,
+            log=out.debug,
+        )
+        vetted, artifacts = artifacts, [a for a in artifacts if a.filename not in same.kept]
+        generated = staging / "vetted.txt"
+        generated.write_text(vet.requirements_text(artifacts), encoding="utf-8")
+        out.info(f"all {len(vetted)} wheel(s) vetted; pip installs them with --require-hashes")
+        if not artifacts:
+            pass  # every one is installed and identical: pip has nothing to do
+        elif args.target is None:
             pip.install(
                 staging / "wheels",
                 generated,
@@ -695,12 +726,115 @@ def _install(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     _commit(trusted, out)
-    out.result(
-        f"installed {len(artifacts)} vetted package(s): "
-        + ", ".join(f"{a.name}=={a.version}" for a in artifacts)
-    )
-    out.emit_json(_vet_document(trusted, artifacts, [], 0))
+    for _, findings in sorted(same.reinstall.items()):
+        first = findings[0]
+        more = f" (and {len(findings) - 1} more)" if len(findings) > 1 else ""
+        out.result(
+            f"reinstalled {first.name} {first.version}: differed from the vetted wheel: "
+            f"{first.code} {first.path or ''}{more}".rstrip()
+        )
+    if artifacts:
+        out.result(
+            f"installed {len(artifacts)} vetted package(s): "
+            + ", ".join(f"{a.name}=={a.version}" for a in artifacts)
+            + (f"; {len(same.kept)} already installed and identical" if same.kept else "")
+        )
+    else:
+        out.result(
+            f"nothing to install: all {len(vetted)} vetted package(s) are installed and "
+            "byte-identical to their vetted wheels"
+        )
+    document = _vet_document(trusted, vetted, [], 0)
+    document["installed"] = [a.filename for a in artifacts]
+    document["kept"] = sorted(same.kept)
+    document["reinstalled"] = [
+        {"filename": name, "findings": [f.to_json() for f in findings]}
+        for name, findings in sorted(same.reinstall.items())
+    ]
+    out.emit_json(document)
     return 0
+
+
+def _audit(args: argparse.Namespace, cfg: Config, out: Output) -> int:
+    import shutil  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    from safepip import audit, installed, vet  # noqa: PLC0415
+
+    environ = dict(os.environ)
+    if args.path is not None:
+        env = installed.folder(args.path)
+    else:
+        env = installed.environment(args.python or _active_python(environ), environ=environ)
+    trusted = _trusted(cfg, out, fallback=True)
+    staging = Path(tempfile.mkdtemp(prefix="safepip-"))  # mkdtemp makes it 0700
+    try:
+        dists = installed.distributions(env.sites, exclude=args.exclude)
+        plan = audit.match(dists, trusted.hashlist)
+        entries = [e for _, candidates in plan.pairs for e in candidates]
+        with out.progress_bar("fetching vetted wheels", len(entries)) as advance:
+            problems = vet.fetch_vetted(
+                entries,
+                staging / "wheels",
+                cfg=cfg,
+                cache=_wheel_cache(args),
+                timeout=args.timeout,
+                advance=advance,
+                log=out.debug,
+            )
+        if problems:
+            return _refuse(out, trusted, problems)
+        findings = list(plan.findings)
+        for dist, candidates in plan.pairs:
+            judged: list[list[audit.Finding]] = [
+                installed.judge_installed(
+                    dist, installed.manifest(staging / "wheels" / e.filename), env
+                )
+                for e in candidates
+            ]
+            findings += sorted(judged, key=len)[0]  # the listed wheel it matches best
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    findings.sort(key=lambda f: (f.name, f.path or "", f.code))
+    for finding in findings:
+        out.result(finding.line())
+    code = 1 if findings else 0
+    where = ", ".join(env.sites)
+    if findings:
+        touched = len({(f.name, f.version) for f in findings})
+        out.error(
+            f"audit: {len(findings)} finding(s) in {touched} of {len(dists)} distribution(s) "
+            f"in {where}",
+            "reinstall with `safepip install` (it restores what differs from the vetted wheel);"
+            " a distribution not on the list must be removed or listed by the publisher",
+        )
+    else:
+        _commit(trusted, out)
+        out.result(
+            f"ok: {len(dists)} distribution(s) in {where} are byte-identical to vetted wheels"
+        )
+    out.emit_json(
+        {
+            "version": 1,
+            "list": _list_json(trusted),
+            "sites": list(env.sites),
+            "distributions": [{"name": d.name, "version": d.version} for d in dists],
+            "rejected": [
+                {**f.to_json(), "subject": f"{f.name} {f.version}", "location": f.path}
+                for f in findings
+            ],
+            "exit_code": code,
+        }
+    )
+    return code
+
+
+def _active_python(environ: dict[str, str]) -> str:
+    """The interpreter of the active virtual environment, else the one running safepip."""
+    venv = environ.get("VIRTUAL_ENV", "")
+    if venv and (Path(venv) / "bin" / "python").is_file():
+        return str(Path(venv) / "bin" / "python")
+    return sys.executable
 
 
 def _check(args: argparse.Namespace, cfg: Config, out: Output) -> int:
@@ -828,6 +962,7 @@ HANDLERS: dict[str, Handler] = {
     "check": _check,
     "lock": _lock,
     "names": _names,
+    "audit": _audit,
 }
 
 

@@ -538,6 +538,51 @@ def from_cache(
     }
 
 
+def fetch_vetted(
+    entries: Sequence[hashlist.Entry],
+    folder: Path,
+    *,
+    cfg: Config,
+    cache: WheelCache | None,
+    timeout: float,
+    advance: Callable[[int], None],
+    log: Callable[[str], None] | None = None,
+) -> list[Rejection]:
+    """Every listed wheel of ``entries`` into ``folder`` (``0700``): from the cache (re-hashed),
+    else located on the index and downloaded (hash-checked while streaming, then cached).
+
+    Raises:
+        FetchError: as :func:`locate` and :func:`download_all`; the cache is unsafe.
+    """
+    unique = list({e.filename: e for e in entries}.values())
+    cached = from_cache(unique, folder, cache)
+    folder.mkdir(mode=0o700, exist_ok=True)
+    advance(len(cached))
+    missing = [e for e in unique if e.filename not in cached]
+    if not missing:
+        return []
+    urls = locate(
+        missing,
+        index_url=cfg.index(),
+        cafile=cfg.cert,
+        base_dir=cfg.base_dir,
+        proxies=cfg.proxies,
+        log=log,
+    )
+    artifacts = [
+        Artifact(e.name, e.version, e.filename, e.sha256, urls[e.filename]) for e in missing
+    ]
+    return download_all(
+        artifacts,
+        folder,
+        cafile=cfg.cert,
+        timeout=timeout,
+        advance=advance,
+        proxies=cfg.proxies,
+        cache=cache,
+    )
+
+
 def keep(cache: WheelCache, path: Path, sha256: str) -> None:
     """Store a wheel just hash-checked in ``cache``; a cache that cannot be written costs only
     the next run's download, never this run's result."""
