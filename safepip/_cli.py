@@ -168,6 +168,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _cache_flags(audit)
 
+    shim = commands.add_parser(
+        "shim",
+        parents=[common],
+        help="make an environment's pip install go through safepip",
+        description="Put a pip (pip, pip3, pip3.X) in that environment whose `install` runs "
+        "`safepip install --python` that interpreter and whose other commands run the real "
+        "pip. Not caught: `python -m pip`, programs that import pip (see README).",
+    )
+    shim.add_argument("--python", required=True, metavar="PATH", help="the environment's Python")
+    shim.add_argument("--remove", action="store_true", help="remove the shim, restore pip")
+
     check = commands.add_parser("check", parents=[common], help="lock-file verdict for CI")
     check.add_argument("files", nargs="*", type=Path, metavar="FILE")
 
@@ -829,6 +840,37 @@ def _audit(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     return code
 
 
+def _shim(args: argparse.Namespace, cfg: Config, out: Output) -> int:
+    from safepip import shim  # noqa: PLC0415
+
+    environ = dict(os.environ)
+    if args.remove:
+        done = shim.remove(args.python, environ=environ)
+        message = (
+            f"removed the safepip shim ({', '.join(done.names)}) from {done.folder}"
+            if done.names
+            else f"no safepip shim in {done.folder}: nothing to remove"
+        )
+    else:
+        done = shim.install(args.python, safepip_python=sys.executable, environ=environ)
+        message = (
+            f"{', '.join(done.names)} in {done.folder}: `install` now runs safepip install "
+            f"--python {args.python}; other commands run the real pip. Not caught: "
+            "`python -m pip` (see README)"
+        )
+    out.result(message)
+    out.emit_json(
+        {
+            "version": 1,
+            "folder": str(done.folder),
+            "names": list(done.names),
+            "removed": args.remove,
+            "exit_code": 0,
+        }
+    )
+    return 0
+
+
 def _active_python(environ: dict[str, str]) -> str:
     """The interpreter of the active virtual environment, else the one running safepip."""
     venv = environ.get("VIRTUAL_ENV", "")
@@ -963,6 +1005,7 @@ HANDLERS: dict[str, Handler] = {
     "lock": _lock,
     "names": _names,
     "audit": _audit,
+    "shim": _shim,
 }
 
 
