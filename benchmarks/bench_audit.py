@@ -90,7 +90,8 @@ def promise(
     assert code == 0, out
     print(
         f"tampered {path} (RECORD edited too): audit exit 1 'modified'; install restored it; "
-        "audit then exit 0"
+        "audit then exit 0",
+        flush=True,
     )
 
 

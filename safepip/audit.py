@@ -96,6 +96,7 @@ class Distribution:
     tags: frozenset[str] = frozenset()
     recorded: tuple[str, ...] = ()
     problem: str | None = None  # its METADATA or RECORD cannot be read
+    egg: bool = False  # an ``.egg-info`` folder: installed by something else than a wheel
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,17 @@ def match(distributions: Sequence[Distribution], listed: HashList) -> Plan:
     pairs: list[tuple[Distribution, tuple[Entry, ...]]] = []
     findings: list[Finding] = []
     for dist in distributions:
+        if dist.egg:
+            findings.append(
+                Finding(
+                    "not-in-list",
+                    dist.name,
+                    dist.version,
+                    posixpath.join(dist.site, dist.dist_info),
+                    "installed as .egg-info, not from a wheel: nothing on the list vouches for it",
+                )
+            )
+            continue
         if dist.problem is not None:
             findings.append(Finding("modified", dist.name, dist.version, None, dist.problem))
             continue

@@ -133,7 +133,8 @@ def folder(path: Path) -> Environment:
 
 
 def distributions(sites: Iterable[str], *, exclude: Iterable[str] = ()) -> list[Distribution]:
-    """Every ``*.dist-info`` folder in ``sites``, but those whose canonical name is excluded.
+    """Every ``*.dist-info`` folder in ``sites``, and every ``*.egg-info`` (installed other than
+    from a wheel: ``egg`` set), but those whose canonical name is excluded.
 
     A folder whose METADATA or RECORD cannot be read is returned with ``problem`` set.
     """
@@ -145,9 +146,15 @@ def distributions(sites: Iterable[str], *, exclude: Iterable[str] = ()) -> list[
         except OSError:
             continue
         for name in names:
-            if not name.endswith(".dist-info"):
+            if name.endswith(".egg-info"):
+                stem = name.removesuffix(".egg-info")
+                project, _, version = stem.partition("-")
+                version = version.split("-py", 1)[0]
+                dist = Distribution(canonicalize_name(project), version, site, name, egg=True)
+            elif name.endswith(".dist-info"):
+                dist = _distribution(site, name)
+            else:
                 continue
-            dist = _distribution(site, name)
             if dist.name not in skipped:
                 found.append(dist)
     return found

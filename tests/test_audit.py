@@ -264,9 +264,13 @@ def test_not_in_list_exclude_and_a_warm_audit_offline(
     (stray / "METADATA").write_text("Metadata-Version: 2.1\nName: stray\nVersion: 0.1\n")
     (stray / "WHEEL").write_text("Wheel-Version: 1.0\nTag: py3-none-any\n")
     (stray / "RECORD").write_text("stray-0.1.dist-info/RECORD,,\n")
+    (env.site / "legacy-2.0-py3.11.egg-info").mkdir()
     code, out, _ = run(capsys, "audit", "--python", env.python)
     assert code == 1
     assert "stray 0.1: not-in-list: no wheel of stray 0.1 is on the list" in out
+    assert "legacy 2.0: not-in-list:" in out and "installed as .egg-info" in out
+    assert run(capsys, "audit", "--python", env.python, "--exclude", "stray")[0] == 1
+    (env.site / "legacy-2.0-py3.11.egg-info").rmdir()
 
     before = len(env.server.requests)
     code, out, err = run(capsys, "audit", "--python", env.python, "--exclude", "Stray")
