@@ -782,28 +782,25 @@ def _audit(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     try:
         dists = installed.distributions(env.sites, exclude=args.exclude)
         plan = audit.match(dists, trusted.hashlist)
-        entries = [e for _, candidates in plan.pairs for e in candidates]
-        with out.progress_bar("fetching vetted wheels", len(entries)) as advance:
+        entries = list({e.filename: e for _, found in plan.pairs for e in found}.values())
+        cache = _wheel_cache(args)
+        manifests = installed.cached_manifests(entries, cache)  # read in place, re-hashed
+        missing = [e for e in entries if e.filename not in manifests]
+        with out.progress_bar("fetching vetted wheels", len(missing)) as advance:
             problems = vet.fetch_vetted(
-                entries,
+                missing,
                 staging / "wheels",
                 cfg=cfg,
-                cache=_wheel_cache(args),
+                cache=cache,
                 timeout=args.timeout,
                 advance=advance,
                 log=out.debug,
             )
         if problems:
             return _refuse(out, trusted, problems)
-        findings = list(plan.findings)
-        for dist, candidates in plan.pairs:
-            judged: list[list[audit.Finding]] = [
-                installed.judge_installed(
-                    dist, installed.manifest(staging / "wheels" / e.filename), env
-                )
-                for e in candidates
-            ]
-            findings += sorted(judged, key=len)[0]  # the listed wheel it matches best
+        for e in missing:
+            manifests[e.filename] = installed.manifest(staging / "wheels" / e.filename)
+        findings = [*plan.findings, *installed.judge_plan(plan, manifests, env)]
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     findings.sort(key=lambda f: (f.name, f.path or "", f.code))

@@ -28,10 +28,11 @@ import posixpath
 import stat
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.parser import HeaderParser
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import TYPE_CHECKING, BinaryIO, Final
 
 from packaging.utils import canonicalize_name
 
@@ -39,6 +40,10 @@ from safepip import audit, process
 from safepip.audit import Distribution, Expected, Folders, InstalledFile, Manifest
 from safepip.bytecode import Layout
 from safepip.errors import UsageError
+from safepip.hashlist import Entry
+
+if TYPE_CHECKING:
+    from safepip.cache import WheelCache
 from safepip.pip import scrubbed_environment
 
 _CHUNK: Final = 1024 * 1024
@@ -261,6 +266,38 @@ def judge_installed(dist: Distribution, wheel: Manifest, env: Environment) -> li
     extra = [posixpath.join(scripts, n) for n, _, _ in wheel.scripts] if scripts else []
     files = inspect([*expected, *extra], scripts=scripts)
     return audit.judge(dist, wheel, files, env.folders)
+
+
+def cached_manifests(entries: Sequence[Entry], cache: WheelCache | None) -> dict[str, Manifest]:
+    """``filename → manifest`` of each entry the cache holds, read from the very descriptor
+    whose bytes were just re-hashed (a poisoned entry is removed and left out).
+
+    Raises:
+        FetchError: the cache is unsafe. UsageError: a cached wheel is not a readable wheel.
+    """
+    found: dict[str, Manifest] = {}
+    if cache is None:
+        return found
+    for entry in entries:
+        with cache.open_verified(entry.sha256) as handle:
+            if handle is not None:
+                found[entry.filename] = manifest(handle)
+    return found
+
+
+def judge_plan(
+    plan: audit.Plan, manifests: Mapping[str, Manifest], env: Environment
+) -> list[audit.Finding]:
+    """The findings of every matched distribution, each judged against the listed wheel it
+    matches best (fewest findings), on two threads (hashing and inflating release the GIL)."""
+
+    def one(pair: tuple[Distribution, tuple[Entry, ...]]) -> list[audit.Finding]:
+        dist, candidates = pair
+        judged = [judge_installed(dist, manifests[e.filename], env) for e in candidates]
+        return sorted(judged, key=len)[0]
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="safepip-audit") as pool:
+        return [f for found in pool.map(one, plan.pairs) for f in found]
 
 
 @dataclass(frozen=True)
