@@ -88,6 +88,15 @@ def test_shim_routes_install_through_safepip_and_the_rest_to_pip(
         assert main(["shim", "--python", python, "--remove"]) == 0
         assert "nothing to remove" in capsys.readouterr().out
 
+        # pip and setuptools are judged like any other distribution.
+        bundled = [n for n in ("pip", "setuptools") if n in [d.lower() for d in _installed(venv)]]
+        assert main(["audit", "--python", python]) == 1
+        out = capsys.readouterr().out
+        for name in bundled:
+            assert f"\n{name} " in f"\n{out}" and "not-in-list" in out
+        excluded = [f"--exclude={name}" for name in bundled]
+        assert main(["audit", "--python", python, *excluded]) == 0, capsys.readouterr()
+
 
 def test_shim_needs_a_working_interpreter(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
