@@ -194,7 +194,12 @@ def judge(
     ``files`` maps absolute paths (the expected ones and those in ``dist.recorded``) to what is
     on disk.
     """
-    expected = expected_paths(manifest, dist.site, folders)
+    roots = (*folders.inside(), dist.site)
+    expected = expected_paths(manifest, dist.site, folders) | {
+        path: want
+        for path, want in header_paths(manifest, dist).items()
+        if folders.scripts is not None or _under(path, roots)  # --path DIR: DIR only
+    }
     found: list[Finding] = []
 
     def add(code: Code, path: str | None, message: str) -> None:
@@ -218,14 +223,13 @@ def judge(
         if have.text is None or not is_launcher(have.text, module, obj):
             add("modified", path, f"not pip's launcher for the entry point {module}:{obj}")
     sources = {p for p in expected if p.endswith(".py")}
-    roots = (*folders.inside(), dist.site)
     for path in dist.recorded:
         if path in expected or path in generated.scripts or path in generated.files:
             continue
         if _compiled_from(path) in sources:
             continue
-        if not _under(path, roots):
-            continue  # outside what this audit looks at (--path DIR: the scripts folder)
+        if folders.scripts is None and not _under(path, roots):
+            continue  # --path DIR: scripts and data pip put outside DIR are not looked at
         add("unknown-file", path, "in the installed RECORD, but not in the vetted wheel")
     return found
 
@@ -257,6 +261,33 @@ def expected_paths(manifest: Manifest, site: str, folders: Folders) -> dict[str,
         if normal.startswith(("/", "../")) or normal == "..":
             continue
         found[posixpath.join(folder, normal)] = want
+    return found
+
+
+def header_paths(manifest: Manifest, dist: Distribution) -> dict[str, Expected]:
+    """The installed ``RECORD``'s paths of the wheel's ``<x>.data/headers`` members.
+
+    pip puts headers in a folder named after the project as the requirement spelled it
+    (``include/site/python3.11/<name>/``), which cannot be known afterwards; so a ``RECORD``
+    row under an ``include`` folder ending with a header member's path is taken as that
+    member, and judged by the member's hash. A header no row names is not looked for:
+    nothing runs a header.
+    """
+    headers: dict[str, Expected] = {}
+    for member, want in manifest.members.items():
+        top, _, rest = member.partition("/")
+        key, _, relative = rest.partition("/")
+        if top.endswith(".data") and key == "headers" and relative:
+            headers["/" + posixpath.normpath(relative)] = want
+    if not headers:
+        return {}
+    found: dict[str, Expected] = {}
+    for path in dist.recorded:
+        if "/include/" not in path:
+            continue
+        for suffix, want in headers.items():
+            if path.endswith(suffix):
+                found[path] = want
     return found
 
 

@@ -262,6 +262,7 @@ def inspect(paths: Iterable[str], *, scripts: str | None) -> dict[str, Installed
 def judge_installed(dist: Distribution, wheel: Manifest, env: Environment) -> list[audit.Finding]:
     """Hash what ``dist`` has on disk and judge it against the vetted ``wheel``."""
     expected = audit.expected_paths(wheel, dist.site, env.folders)
+    expected |= audit.header_paths(wheel, dist)
     scripts = env.folders.scripts
     extra = [posixpath.join(scripts, n) for n, _, _ in wheel.scripts] if scripts else []
     files = inspect([*expected, *extra], scripts=scripts)

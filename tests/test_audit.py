@@ -84,7 +84,7 @@ def test_each_code_is_found() -> None:
     del files[f"{SITE}/alpha/__init__.py"]
     files["/v/bin/alpha"] = InstalledFile(_sha(b"x"), None, LAUNCHER + b"import os\n")
     found = audit.judge(
-        _dist(f"{SITE}/evil.pth", f"{SITE}/alpha/__pycache__/evil.cpython-311.pyc"),
+        _dist(f"{SITE}/evil.pth", f"{SITE}/alpha/__pycache__/evil.cpython-311.pyc", "/etc/evil"),
         _manifest(),
         files,
         FOLDERS,
@@ -95,6 +95,7 @@ def test_each_code_is_found() -> None:
         ("modified", "/v/bin/alpha"),
         ("unknown-file", f"{SITE}/evil.pth"),
         ("unknown-file", f"{SITE}/alpha/__pycache__/evil.cpython-311.pyc"),
+        ("unknown-file", "/etc/evil"),
     ]
 
 
@@ -104,6 +105,17 @@ def test_a_symlink_is_modified_and_a_rewritten_interpreter_line_is_not() -> None
     files["/v/bin/tool"] = InstalledFile(_sha(b"#!/other\nrun\n"), _sha(b"run\n"))
     found = audit.judge(_dist(), _manifest(), files, FOLDERS)
     assert [(f.code, f.path) for f in found] == [("modified", f"{SITE}/alpha/cli.py")]
+
+
+def test_headers_are_judged_where_record_puts_them() -> None:
+    header = "/v/include/site/python3.11/alpha/alpha.h"
+    members = {**_manifest().members, "alpha-1.0.data/headers/alpha.h": Expected(_sha(b"h"))}
+    manifest = Manifest("alpha-1.0.dist-info", members, _manifest().scripts)
+    files = {**_files(), header: InstalledFile(_sha(b"h"))}
+    assert audit.judge(_dist(header), manifest, files, FOLDERS) == []
+    files[header] = InstalledFile(_sha(b"evil"))
+    found = audit.judge(_dist(header), manifest, files, FOLDERS)
+    assert [(f.code, f.path) for f in found] == [("modified", header)]
 
 
 def test_launcher_forms() -> None:
@@ -164,6 +176,7 @@ def env(tmp_path: Path, keyring: Keyring, monkeypatch: pytest.MonkeyPatch) -> It
             "alpha/cli.py": "def main():\n    return 0\n",
             "alpha-1.0.dist-info/entry_points.txt": ENTRY_POINTS,
             "alpha-1.0.data/scripts/alpha-tool": "#!python\nprint('tool')\n",
+            "alpha-1.0.data/headers/alpha.h": "int alpha(void);\n",
         },
     )
     with published_and_served(site, monkeypatch, "--serial", "1") as (server, client, venv):
@@ -202,6 +215,7 @@ def test_audit_then_install_restores_what_was_tampered_with(
     code, out, err = run(capsys, "install", "--python", env.python, "-r", lock)
     assert code == 0, err
     assert (env.venv / "bin" / "alpha").is_file() and (env.venv / "bin" / "alpha-tool").is_file()
+    assert list(env.venv.glob("include/site/python*/alpha/alpha.h")), "pip installed the header"
     assert list(env.site.glob("alpha/__pycache__/*.pyc")), "byte-compiled and recorded"
 
     code, out, err = run(capsys, "audit", "--python", env.python)
