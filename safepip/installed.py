@@ -340,25 +340,35 @@ def differing(
     installed: dict[str, list[Distribution]] = {}
     for dist in distributions(targets):
         installed.setdefault(dist.name, []).append(dist)
-    kept: set[str] = set()
-    reinstall: dict[str, tuple[audit.Finding, ...]] = {}
-    for name, version, path in wheels:
+
+    def one(wheel: tuple[str, str, Path]) -> tuple[str, list[audit.Finding]] | None:
+        name, version, path = wheel
         same = [d for d in installed.get(name, []) if audit.same_version(d.version, version)]
         if not same:
-            continue
-        wheel = manifest(path)
+            return None
+        vetted = manifest(path)
         findings: list[audit.Finding] = []
         for dist in same:
             if dist.problem is not None:
                 findings.append(audit.Finding("modified", name, version, None, dist.problem))
             else:
-                findings += judge_installed(dist, wheel, env)
-        if findings:
-            reinstall[path.name] = tuple(findings)
-        else:
-            kept.add(path.name)
-        if log is not None:
-            log(f"{path.name}: {'installed and identical' if not findings else 'differs'}")
+                findings += judge_installed(dist, vetted, env)
+        return path.name, findings
+
+    kept: set[str] = set()
+    reinstall: dict[str, tuple[audit.Finding, ...]] = {}
+    # Two threads: hashing and inflating release the GIL.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="safepip-installed") as pool:
+        for result in pool.map(one, wheels):
+            if result is None:
+                continue
+            filename, findings = result
+            if findings:
+                reinstall[filename] = tuple(findings)
+            else:
+                kept.add(filename)
+            if log is not None:
+                log(f"{filename}: {'differs' if findings else 'installed and identical'}")
     return Differing(frozenset(kept), reinstall)
 
 
