@@ -186,7 +186,8 @@ def main() -> None:
                 argv = [sys.executable, "-m", "safepip", "install", "--python", str(python)]
                 argv += ["-q", "--config", str(config), "-r", str(lock)]
                 if checkout is None:
-                    return argv, safepip_env
+                    # Like for like with pip --no-cache-dir (bench_audit.py times the cache).
+                    return [*argv, "--no-cache-dir"], safepip_env
                 return argv, {**safepip_env, "PYTHONPATH": str(checkout.resolve())}
 
             variants = {

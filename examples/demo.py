@@ -204,7 +204,11 @@ def demo(work: Path, *, offline: bool) -> None:
             original = victim.read_bytes()
             victim.write_bytes(original[:-10] + b"tampered!!")
             python = fresh_venv(work / "venv-tampered")
-            safepip("install", "--python", python, "-r", "requirements.txt", expect=1)
+            # --no-cache-dir: the good copy cached by step 5 would otherwise be used (re-hashed)
+            # and the tampered bytes never fetched.
+            safepip(
+                "install", "--python", python, "--no-cache-dir", "-r", "requirements.txt", expect=1
+            )
             print(f"    installed in the venv: {installed(python)}")
             victim.write_bytes(original)
 

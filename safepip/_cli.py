@@ -150,9 +150,12 @@ def _pip_install_flags(install: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     group.add_argument(
         "--force-reinstall", action="store_true",
-        help="reinstall from the vetted wheels (what every run does)",
+        help="reinstall every vetted distribution, also those installed and identical",
     )  # fmt: skip
     group.add_argument("--no-deps", action="store_true", help="install no dependency")
+    group.add_argument(
+        "--no-cache-dir", action="store_true", help="neither read nor write the wheel cache"
+    )
     group.add_argument("--pre", action="store_true", help="admit pre-release versions")
     group.add_argument(
         "-c", "--constraint", action="append", default=[], type=Path, metavar="FILE",
@@ -246,6 +249,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     install.add_argument("--dry-run", action="store_true", help="vet and report only")
     _pip_install_flags(install)
+    _cache_flags(install, no_cache_dir=False)  # --no-cache-dir is among pip's flags above
+
+    audit = commands.add_parser(
+        "audit",
+        parents=[common],
+        help="is what is installed what was vetted?",
+        description="Check every installed distribution against the list and against the "
+        "vetted wheel's own files (not the installed RECORD). Exit 1 on any finding: "
+        "not-in-list, modified, missing-file, unknown-file.",
+    )
+    where = audit.add_mutually_exclusive_group()
+    where.add_argument(
+        "--python",
+        metavar="PATH",
+        help="audit this interpreter's environment (default: the active VIRTUAL_ENV, else the "
+        "Python running safepip)",
+    )
+    where.add_argument("--path", type=Path, metavar="DIR", help="audit this site-packages folder")
+    audit.add_argument(
+        "--exclude", action="append", default=[], metavar="NAME", help="leave out; repeatable"
+    )
+    _cache_flags(audit)
+
+    shim = commands.add_parser(
+        "shim",
+        parents=[common],
+        help="make an environment's pip install go through safepip",
+        description="Put a pip (pip, pip3, pip3.X) in that environment whose `install` runs "
+        "`safepip install --python` that interpreter and whose other commands run the real "
+        "pip. Not caught: `python -m pip`, programs that import pip (see README).",
+    )
+    shim.add_argument("--python", required=True, metavar="PATH", help="the environment's Python")
+    shim.add_argument("--remove", action="store_true", help="remove the shim, restore pip")
 
     check = commands.add_parser(
         "check",
@@ -581,10 +617,13 @@ def _refuse(
     return 1
 
 
-def _trust(environ: dict[str, str]) -> Trust:
+def _trust(environ: dict[str, str], args: argparse.Namespace | None = None) -> Trust:
+    """The stores a run judges and records with; ``args`` of a command that downloads wheels
+    (install, lock) add the wheel cache its flags allow."""
     from safepip.install import Trust  # noqa: PLC0415
 
-    return Trust(_state(environ), _cache(environ), datetime.now(tz=timezone.utc))
+    wheels = _wheel_cache(args) if args is not None else None
+    return Trust(_state(environ), _cache(environ), datetime.now(tz=timezone.utc), wheels)
 
 
 def _request(args: argparse.Namespace, python: str | None = None) -> Request:
@@ -640,6 +679,43 @@ def _destination(args: argparse.Namespace, environ: dict[str, str]) -> Destinati
     return destination.choose(where, environ=environ, cwd=Path.cwd(), which=shutil.which)
 
 
+def _wheel_cache(args: argparse.Namespace) -> Any:
+    """The wheel cache (:mod:`safepip.cache`) this run may use, or ``None``."""
+    from safepip import cache  # noqa: PLC0415
+
+    return cache.configured(
+        dict(os.environ),
+        disabled=getattr(args, "no_cache_dir", False),
+        max_mb=getattr(args, "cache_max_mb", None),
+    )
+
+
+def _cache_flags(parser: argparse.ArgumentParser, *, no_cache_dir: bool = True) -> None:
+    if no_cache_dir:
+        parser.add_argument(
+            "--no-cache-dir", action="store_true", help="neither read nor write the wheel cache"
+        )
+    parser.add_argument(
+        "--cache-max-mb",
+        type=_mebibytes,
+        metavar="MB",
+        help="size cap of the wheel cache, least recently used pruned first (default 2048; "
+        "SAFEPIP_CACHE_MAX_MB)",
+    )
+
+
+def _mebibytes(text: str) -> float:
+    from safepip.cache import MAX_MB  # noqa: PLC0415
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of MiB") from None
+    if not (math.isfinite(value) and 0 <= value <= MAX_MB):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of MiB from 0 to {MAX_MB}")
+    return value
+
+
 def _pip_flags(args: argparse.Namespace, out: Output) -> None:
     """Refuse the pip flags safepip refuses (exit 1, naming the flag); note the no-ops."""
     from safepip import pipflags  # noqa: PLC0415
@@ -662,7 +738,7 @@ def _install(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     place = _destination(args, environ)
     out.debug(f"installing for {place.python or sys.executable} (chosen by {place.how})")
     request = _request(args, place.python)
-    outcome = install.install(request, cfg, out, _trust(environ), environ)
+    outcome = install.install(request, cfg, out, _trust(environ, args), environ)
     if outcome.refused:
         return _refuse(out, outcome.trusted, outcome.rejections, outcome.artifacts)
     artifacts = outcome.artifacts
@@ -675,19 +751,152 @@ def _install(args: argparse.Namespace, cfg: Config, out: Output) -> int:
         out.result(json.dumps(install.report_document(outcome, markers), indent=2))
     elif args.report is not None:
         install.write_report(Path(args.report), outcome, place.python)
+    installed = [a for a in artifacts if a.filename not in outcome.kept]
     if args.dry_run:
         for a in artifacts:
             out.result(f"would install {a.name} {a.version} ({a.filename})")
     else:
-        where = args.target or args.prefix or args.root
+        for _, findings in outcome.reinstalled:
+            first = findings[0]
+            more = f" (and {len(findings) - 1} more)" if len(findings) > 1 else ""
+            out.result(
+                f"reinstalled {first.name} {first.version}: differed from the vetted wheel: "
+                f"{first.code} {first.path or ''}{more}".rstrip()
+            )
+        where = place.describe(args.target or args.prefix or args.root)
         user = " --user" if args.user else ""
-        out.result(
-            f"installed {len(artifacts)} vetted package(s): "
-            + ", ".join(f"{a.name}=={a.version}" for a in artifacts)
-            + f" {place.describe(where)}{user}"
-        )
-    out.emit_json(_vet_document(outcome.trusted, artifacts, [], 0))
+        if installed:
+            kept = f"; {len(outcome.kept)} already installed and identical" if outcome.kept else ""
+            out.result(
+                f"installed {len(installed)} vetted package(s): "
+                + ", ".join(f"{a.name}=={a.version}" for a in installed)
+                + f"{kept} {where}{user}"
+            )
+        else:
+            out.result(
+                f"nothing to install: all {len(artifacts)} vetted package(s) are installed and "
+                f"byte-identical to their vetted wheels {where}{user}"
+            )
+    document = _vet_document(outcome.trusted, artifacts, [], 0)
+    if not args.dry_run:
+        document["installed"] = [a.filename for a in installed]
+        document["kept"] = sorted(outcome.kept)
+        document["reinstalled"] = [
+            {"filename": name, "findings": [f.to_json() for f in findings]}
+            for name, findings in outcome.reinstalled
+        ]
+    out.emit_json(document)
     return 0
+
+
+def _audit(args: argparse.Namespace, cfg: Config, out: Output) -> int:
+    import shutil  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    from safepip import audit, install, installed, vet  # noqa: PLC0415
+
+    environ = dict(os.environ)
+    if args.path is not None:
+        env = installed.folder(args.path)
+    else:
+        env = installed.environment(args.python or _active_python(environ), environ=environ)
+    trusted = install.trusted_list(cfg, out, _trust(environ), fallback=True)
+    staging = Path(tempfile.mkdtemp(prefix="safepip-"))  # mkdtemp makes it 0700
+    try:
+        dists = installed.distributions(env.sites, exclude=args.exclude)
+        plan = audit.match(dists, trusted.hashlist)
+        entries = list({e.filename: e for _, found in plan.pairs for e in found}.values())
+        cache = _wheel_cache(args)
+        manifests = installed.cached_manifests(entries, cache)  # read in place, re-hashed
+        missing = [e for e in entries if e.filename not in manifests]
+        with out.progress_bar("fetching vetted wheels", len(missing)) as advance:
+            problems = vet.fetch_vetted(
+                missing,
+                staging / "wheels",
+                cfg=cfg,
+                cache=cache,
+                timeout=args.timeout,
+                advance=advance,
+                log=out.debug,
+            )
+        if problems:
+            return _refuse(out, trusted, problems)
+        for e in missing:
+            manifests[e.filename] = installed.manifest(staging / "wheels" / e.filename)
+        findings = [*plan.findings, *installed.judge_plan(plan, manifests, env)]
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    findings.sort(key=lambda f: (f.name, f.path or "", f.code))
+    for finding in findings:
+        out.result(finding.line())
+    code = 1 if findings else 0
+    where = ", ".join(env.sites)
+    if findings:
+        touched = len({(f.name, f.version) for f in findings})
+        out.error(
+            f"audit: {len(findings)} finding(s) in {touched} of {len(dists)} distribution(s) "
+            f"in {where}",
+            "reinstall with `safepip install` (it restores what differs from the vetted wheel);"
+            " a distribution not on the list must be removed or listed by the publisher",
+        )
+    else:
+        install.commit(trusted, out)
+        out.result(
+            f"ok: {len(dists)} distribution(s) in {where} are byte-identical to vetted wheels"
+        )
+    out.emit_json(
+        {
+            "version": 1,
+            "list": _list_json(trusted),
+            "sites": list(env.sites),
+            "distributions": [{"name": d.name, "version": d.version} for d in dists],
+            "rejected": [
+                {**f.to_json(), "subject": f"{f.name} {f.version}", "location": f.path}
+                for f in findings
+            ],
+            "exit_code": code,
+        }
+    )
+    return code
+
+
+def _shim(args: argparse.Namespace, cfg: Config, out: Output) -> int:
+    from safepip import shim  # noqa: PLC0415
+
+    environ = dict(os.environ)
+    if args.remove:
+        done = shim.remove(args.python, environ=environ)
+        message = (
+            f"removed the safepip shim ({', '.join(done.names)}) from {done.folder}"
+            if done.names
+            else f"no safepip shim in {done.folder}: nothing to remove"
+        )
+    else:
+        done = shim.install(args.python, safepip_python=sys.executable, environ=environ)
+        message = (
+            f"{', '.join(done.names)} in {done.folder}: `install` now runs safepip install "
+            f"--python {args.python}; other commands run the real pip. Not caught: "
+            "`python -m pip` (see README)"
+        )
+    out.result(message)
+    out.emit_json(
+        {
+            "version": 1,
+            "folder": str(done.folder),
+            "names": list(done.names),
+            "removed": args.remove,
+            "exit_code": 0,
+        }
+    )
+    return 0
+
+
+def _active_python(environ: dict[str, str]) -> str:
+    """The interpreter of the active virtual environment, else the one running safepip."""
+    venv = environ.get("VIRTUAL_ENV", "")
+    if venv and (Path(venv) / "bin" / "python").is_file():
+        return str(Path(venv) / "bin" / "python")
+    return sys.executable
 
 
 def _check(args: argparse.Namespace, cfg: Config, out: Output) -> int:
@@ -704,7 +913,7 @@ def _check(args: argparse.Namespace, cfg: Config, out: Output) -> int:
 def _lock(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     from safepip import install  # noqa: PLC0415
 
-    outcome = install.lock(_request(args), args.output, cfg, out, _trust(dict(os.environ)))
+    outcome = install.lock(_request(args), args.output, cfg, out, _trust(dict(os.environ), args))
     if outcome.refused:
         return _refuse(
             out,
@@ -847,6 +1056,8 @@ HANDLERS: dict[str, Handler] = {
     "lock": _lock,
     "names": _names,
     "build": _build,
+    "audit": _audit,
+    "shim": _shim,
 }
 
 

@@ -35,6 +35,8 @@ from safepip.state import TrustState
 from safepip.vet import Artifact, TrustedList
 
 if TYPE_CHECKING:
+    from safepip.audit import Finding
+    from safepip.cache import WheelCache
     from safepip.sources import Links
 
 
@@ -57,6 +59,9 @@ class Trust:
     state: TrustState | None
     cache: ListCache | None
     now: datetime
+    #: The content-addressed wheel cache (``None``: ``--no-cache-dir``, or a command that
+    #: downloads no wheel); every read from it is re-hashed.
+    wheels: WheelCache | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,11 @@ class Outcome:
     rejections: tuple[Rejection, ...]
     lines: int = 0
     requested: frozenset[str] = frozenset()
+    #: Filenames of vetted wheels whose distribution was already installed, byte-identical to
+    #: the wheel, and so kept (installed means vetted).
+    kept: frozenset[str] = frozenset()
+    #: Each installed distribution that differed from its vetted wheel, and how: reinstalled.
+    reinstalled: tuple[tuple[str, tuple[Finding, ...]], ...] = ()
 
     @property
     def refused(self) -> bool:
@@ -251,6 +261,7 @@ def resolve_lines(
     trusted: TrustedList,
     staging: Path,
     request: Request,
+    cache: WheelCache | None = None,
 ) -> tuple[list[Artifact], list[Rejection], bool]:
     """The artifacts to install and the rejections: locked fast path, else the in-process
     resolver over vetted metadata. Returns (artifacts, rejections, locked); for the resolver
@@ -279,11 +290,13 @@ def resolve_lines(
         rejections = judge_constraints(artifacts, constraints)
         if rejections:
             return [], rejections, True
-        urls = vet.locate([e for e, _ in planned], links)
+        # A cached wheel is copied in now, re-hashed on the way: no page, no download.
+        cached = vet.from_cache([e for e, _ in planned], staging / "wheels", cache)
+        urls = cached | vet.locate([e for e, _ in planned if e.filename not in cached], links)
         artifacts = [replace(a, url=urls[a.filename]) for a in artifacts]
         return artifacts, [], True
     wheels = staging / "wheels"
-    wheels.mkdir(mode=0o700)
+    wheels.mkdir(mode=0o700, exist_ok=True)
     notes.info(f"resolving {len(lines)} requirement(s) against the list's wheels")
     with WheelStore(
         wheels,
@@ -292,6 +305,7 @@ def resolve_lines(
         timeout=request.timeout,
         proxies=cfg.proxies,
         on_download=lambda entry: notes.debug(f"fetched and hash-checked {entry.filename}"),
+        cache=cache,
     ) as store:
         try:
             resolution, rejections = resolve.resolve(
@@ -309,7 +323,7 @@ def resolve_lines(
         if resolution is None:
             return [], rejections, False
         artifacts = [
-            Artifact(e.name, e.version, e.filename, e.sha256, store.url(e), extras)
+            Artifact(e.name, e.version, e.filename, e.sha256, store.source(e), extras)
             for e, extras in resolution.chosen
         ]
     store.discard_except([e for e, _ in resolution.chosen])  # after every download stopped
@@ -383,6 +397,7 @@ def _resolved(
         trusted=trusted,
         staging=staging,
         request=request,
+        cache=trust.wheels,
     )
     named = lookalikes_named(problems, cfg, trusted, notes) if problems else []
     requested = frozenset(line.name for line in parsed.lines)
@@ -406,15 +421,18 @@ def vet_request(
         return outcome
     trusted, artifacts = outcome.trusted, outcome.artifacts
     wheels = staging / "wheels"
-    wheels.mkdir(mode=0o700)
-    with notes.progress_bar("downloading", len(artifacts)) as advance:
+    wheels.mkdir(mode=0o700, exist_ok=True)
+    # Wheels already copied in from the cache (re-hashed on the way) need no download.
+    pending = [a for a in artifacts if not (wheels / a.filename).exists()]
+    with notes.progress_bar("downloading", len(pending)) as advance:
         problems = vet.download_all(
-            artifacts,
+            pending,
             wheels,
             cafile=cfg.cert,
             timeout=request.timeout,
             advance=advance,
             proxies=cfg.proxies,
+            cache=trust.wheels,
         )
     # A refused download leaves a hole in the closure; judging it would only add noise.
     target = interpreter.describe(request.python)
@@ -437,7 +455,7 @@ def install(
     Raises:
         SafepipError: a failure to proceed; ``PipError`` when pip failed after vetting.
     """
-    from safepip import bytecode, pip, target  # noqa: PLC0415  (lazy: see the module)
+    from safepip import bytecode, installed, pip, target  # noqa: PLC0415  (lazy: see the module)
 
     staging = Path(tempfile.mkdtemp(prefix="safepip-"))  # mkdtemp makes it 0700
     try:
@@ -447,24 +465,48 @@ def install(
         if request.dry_run:
             commit(outcome.trusted, notes)
             return outcome
-        artifacts = outcome.artifacts
-        generated = staging / "vetted.txt"
-        generated.write_text(vet.requirements_text(artifacts), encoding="utf-8")
-        notes.info(f"all {len(artifacts)} wheel(s) vetted; pip installs them with --require-hashes")
-        options = request.pip_options()
         # --user, --prefix, --root: pip knows where the files go, so pip byte-compiles them.
-        pip_compiles = request.compile and (
-            request.user or request.prefix is not None or request.root is not None
-        )
-        safepip_compiles = request.compile and not pip_compiles
+        elsewhere = request.user or request.prefix is not None or request.root is not None
+        pip_compiles = request.compile and elsewhere
         # Asked before pip installs: the compile step then runs without `site`, so that no .pth
         # file or sitecustomize of the packages installed runs (pip never runs them either).
         layout = (
-            bytecode.target_layout(request.python, request.target, environ=environ, log=notes.debug)
-            if safepip_compiles
-            else None
+            None
+            if elsewhere
+            else bytecode.target_layout(
+                request.python, request.target, environ=environ, log=notes.debug
+            )
         )
-        if request.target is None:
+        # Installed means vetted: a distribution already there byte-identical to its vetted
+        # wheel is kept; one that differs (tampered, files missing or added) is reinstalled.
+        # --force-reinstall, and places only pip knows (--user, --prefix, --root), keep nothing.
+        same = (
+            installed.differing(
+                [(a.name, a.version, staging / "wheels" / a.filename) for a in outcome.artifacts],
+                layout,
+                log=notes.debug,
+            )
+            if layout is not None and not request.force_reinstall
+            else installed.Differing(frozenset(), {})
+        )
+        outcome = replace(
+            outcome,
+            kept=same.kept,
+            reinstalled=tuple(sorted((name, tuple(f)) for name, f in same.reinstall.items())),
+        )
+        artifacts = [a for a in outcome.artifacts if a.filename not in same.kept]
+        notes.info(
+            f"all {len(outcome.artifacts)} wheel(s) vetted; "
+            + (
+                f"pip installs {len(artifacts)} with --require-hashes"
+                if artifacts
+                else "every one is installed and byte-identical: pip has nothing to do"
+            )
+        )
+        generated = staging / "vetted.txt"
+        generated.write_text(vet.requirements_text(artifacts), encoding="utf-8")
+        options = request.pip_options()
+        if artifacts and request.target is None:
             pip.install(
                 staging / "wheels",
                 generated,
@@ -475,7 +517,7 @@ def install(
                 options=options,
                 compile=pip_compiles,
             )
-        else:
+        elif artifacts and request.target is not None:
             # pip installs into an empty folder inside the target, then safepip merges it in.
             with target.staging(request.target) as place:
                 pip.install(
@@ -492,7 +534,7 @@ def install(
                 notes.warn(warning)
             for old in merged.old_versions:
                 notes.info(f"removed {old} and the files its RECORD names from {request.target}")
-        if layout is not None:
+        if layout is not None and request.compile and artifacts:
             compiled = bytecode.compile_installed(
                 [staging / "wheels" / a.filename for a in artifacts],
                 layout,

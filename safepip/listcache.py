@@ -72,6 +72,19 @@ def default_cache_dir(environ: Mapping[str, str]) -> Path:
     return Path(home) / ".cache" / "safepip"
 
 
+def unsafe(st: os.stat_result, *, directory: bool) -> str:
+    """Why a cache file or folder with status ``st`` (from ``lstat`` or ``fstat``) must not be
+    used (a symlink or another kind of file, another owner, group/other-writable), or ``""``."""
+    kind = stat.S_ISDIR(st.st_mode) if directory else stat.S_ISREG(st.st_mode)
+    if stat.S_ISLNK(st.st_mode) or not kind:
+        return f"not {'a real directory' if directory else 'a regular file'} (a symlink?)"
+    if st.st_uid != os.geteuid():
+        return f"owned by uid {st.st_uid}, not by you"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return "writable by group or others"
+    return ""
+
+
 class ListCache:
     """The cached lists under ``directory`` (the ``safepip`` cache folder); see the module doc."""
 
@@ -167,14 +180,9 @@ class ListCache:
             raise
 
     def _check(self, st: os.stat_result, path: Path, *, directory: bool) -> None:
-        kind = stat.S_ISDIR(st.st_mode) if directory else stat.S_ISREG(st.st_mode)
-        if stat.S_ISLNK(st.st_mode) or not kind:
-            what = "a real directory" if directory else "a regular file"
-            raise self._bad(path, f"not {what} (a symlink?)")
-        if st.st_uid != os.geteuid():
-            raise self._bad(path, f"owned by uid {st.st_uid}, not by you")
-        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            raise self._bad(path, "writable by group or others")
+        why = unsafe(st, directory=directory)
+        if why:
+            raise self._bad(path, why)
 
     @staticmethod
     def _bad(path: Path, why: str) -> FetchError:

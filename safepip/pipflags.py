@@ -41,7 +41,6 @@ NO_OPS: Final = (
     PipFlag(("--require-hashes",), "no-op", _HASHES),
     PipFlag(("--only-binary",), "no-op", _WHEELS, "FORMATS"),
     PipFlag(("--prefer-binary",), "no-op", _WHEELS),
-    PipFlag(("--no-cache-dir",), "no-op", "safepip gives pip no cache; downloads are private"),
     PipFlag(("--cache-dir",), "no-op", "safepip gives pip no cache", "DIR"),
     PipFlag(("--no-build-isolation",), "no-op", _NO_BUILD),
     PipFlag(("--use-pep517",), "no-op", _NO_BUILD),

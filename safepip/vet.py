@@ -27,6 +27,7 @@ from safepip.state import TrustState, judge_serial
 # `check` and `verify` never download: what only `install` and `lock` need (a thread pool, the
 # index page parser, wheel reading, pip) is imported where it is used, keeping their start fast.
 if TYPE_CHECKING:
+    from safepip.cache import WheelCache
     from safepip.interpreter import TargetEnvironment
     from safepip.sources import Links
     from safepip.wheel import WheelMetadata
@@ -385,8 +386,12 @@ def download_all(
     advance: Callable[[int], None],
     proxies: fetch.Proxies | None = None,
     min_free_bytes: int | None = None,
+    cache: WheelCache | None = None,
 ) -> list[Rejection]:
     """Download every artifact into ``folder`` in parallel, hashing while streaming.
+
+    With ``cache``, a wheel found there (re-hashed as it is copied in) is not downloaded, and a
+    wheel downloaded with the list's hash is kept there for the next run.
 
     ``timeout`` bounds all the downloads together. No download may leave less than
     ``min_free_bytes`` free on ``folder``'s file system (default:
@@ -406,6 +411,9 @@ def download_all(
 
     def one(artifact: Artifact, cancel: threading.Event) -> Rejection | None:
         path = folder / artifact.filename
+        if cache is not None and cache.copy_to(artifact.sha256, path):
+            advance(1)
+            return None
         digest = fetch.download(
             artifact.url,
             path,
@@ -418,6 +426,8 @@ def download_all(
         )
         advance(1)
         if digest == artifact.sha256:
+            if cache is not None:
+                keep(cache, path, digest)
             return None
         path.unlink()
         return Rejection(
@@ -436,6 +446,81 @@ def download_all(
                 path.unlink()
         raise
     return [problem for problem in results if problem is not None]
+
+
+def from_cache(
+    entries: Sequence[hashlist.Entry], folder: Path, cache: WheelCache | None
+) -> dict[str, str]:
+    """Copy each entry the cache holds into ``folder`` (made ``0700`` if missing), re-hashed on
+    the way; return ``filename → cache URI`` of those copied. A poisoned entry is removed and
+    left out: it is downloaded again.
+
+    Raises:
+        FetchError: the cache is unsafe (symlink, owner, permissions).
+    """
+    if cache is None:
+        return {}
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return {
+        e.filename: cache.path(e.sha256).as_uri()
+        for e in entries
+        if cache.copy_to(e.sha256, folder / e.filename)
+    }
+
+
+def fetch_vetted(
+    entries: Sequence[hashlist.Entry],
+    folder: Path,
+    *,
+    cfg: Config,
+    cache: WheelCache | None,
+    timeout: float,
+    advance: Callable[[int], None],
+    log: Callable[[str], None] | None = None,
+) -> list[Rejection]:
+    """Every listed wheel of ``entries`` into ``folder`` (``0700``): from the cache (re-hashed),
+    else located on the index and downloaded (hash-checked while streaming, then cached).
+
+    Raises:
+        FetchError: as :func:`locate` and :func:`download_all`; the cache is unsafe.
+    """
+    unique = list({e.filename: e for e in entries}.values())
+    cached = from_cache(unique, folder, cache)
+    folder.mkdir(mode=0o700, exist_ok=True)
+    advance(len(cached))
+    missing = [e for e in unique if e.filename not in cached]
+    if not missing:
+        return []
+    from safepip import sources  # noqa: PLC0415  (lazy: see the imports)
+
+    links = sources.Links(
+        [sources.Source(cfg.index())],
+        base_dir=cfg.base_dir,
+        cafile=cfg.cert,
+        proxies=cfg.proxies,
+        timeout=lambda: LIST_DEADLINE,
+        log=log,
+    )
+    urls = locate(missing, links)
+    artifacts = [
+        Artifact(e.name, e.version, e.filename, e.sha256, urls[e.filename]) for e in missing
+    ]
+    return download_all(
+        artifacts,
+        folder,
+        cafile=cfg.cert,
+        timeout=timeout,
+        advance=advance,
+        proxies=cfg.proxies,
+        cache=cache,
+    )
+
+
+def keep(cache: WheelCache, path: Path, sha256: str) -> None:
+    """Store a wheel just hash-checked in ``cache``; a cache that cannot be written costs only
+    the next run's download, never this run's result."""
+    with contextlib.suppress(OSError, FetchError):
+        cache.store(path, sha256)
 
 
 def check_wheels(

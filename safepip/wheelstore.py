@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from safepip import fetch
 from safepip.errors import FetchError
@@ -23,8 +23,11 @@ from safepip.hashlist import Entry
 from safepip.policy import Rejection
 from safepip.resolve import Refused
 from safepip.sources import Links
-from safepip.vet import MAX_WHEEL_BYTES
+from safepip.vet import MAX_WHEEL_BYTES, keep
 from safepip.wheel import WheelError, WheelMetadata, read_metadata
+
+if TYPE_CHECKING:
+    from safepip.cache import WheelCache
 
 #: Downloads at once.
 WORKERS: Final = 8
@@ -45,9 +48,12 @@ class WheelStore:
         timeout: float,
         proxies: fetch.Proxies | None = None,
         on_download: Callable[[Entry], None] | None = None,
+        cache: WheelCache | None = None,
     ) -> None:
         self.folder = folder
         self._links = links
+        self._cache = cache
+        #: Filenames taken from the cache (re-hashed on the way in), for source().
         self._cafile = cafile
         self._deadline = time.monotonic() + timeout
         self._timeout = timeout
@@ -57,6 +63,7 @@ class WheelStore:
         #: running on to the deadline.
         self._cancel = threading.Event()
         self._lock = threading.Lock()
+        self._cached: set[str] = set()
         self._wheels: dict[str, Future[Path]] = {}
         self._metadata: dict[str, WheelMetadata] = {}
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="safepip-fetch")
@@ -89,6 +96,18 @@ class WheelStore:
         # Read in the calling thread (a download worker, usually), once per page: waiting on
         # the pool from inside the pool could leave every worker waiting for a queued page.
         return self._links.url(entry, self._cancel)
+
+    def source(self, entry: Entry) -> str:
+        """Where ``entry``'s file came from: the cache entry's URI, else :meth:`url`.
+
+        Raises:
+            FetchError: as :meth:`url`.
+        """
+        with self._lock:
+            cached = entry.filename in self._cached
+        if cached and self._cache is not None:
+            return self._cache.path(entry.sha256).as_uri()
+        return self.url(entry)
 
     # --- what -------------------------------------------------------------------------------
 
@@ -133,8 +152,13 @@ class WheelStore:
             return future
 
     def _download(self, entry: Entry) -> Path:
-        url = self.url(entry)
         path = self.folder / entry.filename
+        # A cache hit is re-hashed while copied in: no page, no download.
+        if self._cache is not None and self._cache.copy_to(entry.sha256, path):
+            with self._lock:
+                self._cached.add(entry.filename)
+            return path
+        url = self.url(entry)
         digest = fetch.download(
             url,
             path,
@@ -154,6 +178,8 @@ class WheelStore:
                     f"{entry.sha256[:12]}…)",
                 )
             )
+        if self._cache is not None:
+            keep(self._cache, path, digest)
         if self._on_download is not None:
             self._on_download(entry)
         return path

@@ -1,0 +1,309 @@
+"""Wheels already downloaded and hash-checked, kept by sha256 so a later run skips the network.
+
+Storage: ``$XDG_CACHE_HOME/safepip/wheels/`` (or ``~/.cache/safepip/wheels/``), directories
+``0700``, one file per wheel named by the sha256 of its bytes (``wheels/3f/3f1c…``), mode
+``0600``, written atomically (temporary file, fsync, rename) and only from a file whose hash the
+list vouches for.
+
+Nothing read from here is trusted as is: every read re-hashes the bytes it hands out, in the same
+pass that copies them into the caller's private folder (or hashes an open descriptor the caller
+then reads), so the bytes used are the bytes hashed. A file whose hash is not its name (a
+poisoned or truncated entry) is removed and the read is a miss: the wheel is downloaded again. A
+symlink, a foreign-owned or group/other-writable folder, or an entry that is not a regular file
+is refused (:class:`~safepip.errors.FetchError`), never followed or repaired.
+
+The cache is bounded: after each store, entries are removed oldest-used first (a hit refreshes an
+entry's modification time) until the total is within ``max_bytes`` (``--cache-max-mb``,
+``SAFEPIP_CACHE_MAX_MB``; default :data:`DEFAULT_MAX_BYTES`). ``--no-cache-dir`` turns it off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+import re
+import secrets
+import stat
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Final
+
+from safepip.errors import FetchError, UsageError
+from safepip.listcache import default_cache_dir, unsafe
+
+#: The default size cap of the wheel cache.
+DEFAULT_MAX_BYTES: Final = 2 * 1024 * 1024 * 1024
+#: The largest ``--cache-max-mb``: a pebibyte is already no cap.
+MAX_MB: Final = 1024**3
+_CHUNK: Final = 1024 * 1024
+_SHA256: Final = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What :meth:`WheelCache.prune` removed, and what the cache holds afterwards."""
+
+    removed: int
+    freed: int
+    kept: int
+    size: int
+
+
+def configured(
+    environ: Mapping[str, str], *, disabled: bool, max_mb: float | None
+) -> WheelCache | None:
+    """The wheel cache a run uses, or ``None`` (``--no-cache-dir``, or no home to put it in).
+
+    ``max_mb`` is the size cap in MiB (``--cache-max-mb``), else ``SAFEPIP_CACHE_MAX_MB`` from
+    ``environ``, else :data:`DEFAULT_MAX_BYTES`; ``0`` disables the cache as well.
+
+    Raises:
+        UsageError: ``SAFEPIP_CACHE_MAX_MB`` is not a number of MiB.
+    """
+    if disabled:
+        return None
+    if max_mb is None and environ.get("SAFEPIP_CACHE_MAX_MB"):
+        text = environ["SAFEPIP_CACHE_MAX_MB"]
+        try:
+            max_mb = float(text)
+        except ValueError:
+            max_mb = -1.0
+        if not (math.isfinite(max_mb) and 0 <= max_mb <= MAX_MB):
+            raise UsageError(
+                f"SAFEPIP_CACHE_MAX_MB={text!r}: not a size in MiB",
+                hint=f"give a number of MiB from 0 (no cache) to {MAX_MB}",
+            )
+    cap = DEFAULT_MAX_BYTES if max_mb is None else int(max_mb * 1024 * 1024)
+    if cap <= 0:
+        return None
+    try:
+        return WheelCache(default_cache_dir(environ), max_bytes=cap)
+    except FetchError:
+        return None
+
+
+class WheelCache:
+    """The content-addressed wheels under ``directory`` (the ``safepip`` cache folder).
+
+    ``max_bytes`` caps the total size (see the module doc); ``0`` keeps nothing.
+    """
+
+    def __init__(self, directory: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.root = Path(directory)
+        self.directory = self.root / "wheels"
+        self.max_bytes = max_bytes
+
+    def path(self, sha256: str) -> Path:
+        """Where the wheel of ``sha256`` lives (whether or not it is there).
+
+        Raises:
+            ValueError: ``sha256`` is not 64 lower-case hex digits.
+        """
+        if not _SHA256.fullmatch(sha256):
+            raise ValueError(f"not a sha256: {sha256!r}")
+        return self.directory / sha256[:2] / sha256
+
+    def has(self, sha256: str) -> bool:
+        """True when an entry for ``sha256`` exists (not yet re-hashed: a read may still miss)."""
+        try:
+            return stat.S_ISREG(self.path(sha256).lstat().st_mode)
+        except OSError:
+            return False
+
+    @contextlib.contextmanager
+    def open_verified(self, sha256: str) -> Iterator[BinaryIO | None]:
+        """An open file of the entry ``sha256`` whose bytes were just hashed, or ``None``.
+
+        The caller reads the yielded file (seeked to 0) and nothing else: those are the bytes
+        that were hashed. A poisoned entry is removed and ``None`` yielded.
+
+        Raises:
+            FetchError: the cache folder or the entry is unsafe (symlink, owner, permissions).
+        """
+        fd = self._open(sha256)
+        if fd is None:
+            yield None
+            return
+        with os.fdopen(fd, "rb") as handle:
+            digest = hashlib.sha256()
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+            if digest.hexdigest() != sha256:
+                self._evict(sha256)
+                yield None
+                return
+            self._touch(sha256)
+            handle.seek(0)
+            yield handle
+
+    def copy_to(self, sha256: str, dest: Path) -> bool:
+        """Copy the entry ``sha256`` into the new file ``dest`` (``0600``), hashing as it copies.
+
+        Returns False (and leaves no ``dest``) on a miss, including a poisoned entry, which is
+        removed. ``dest`` must not exist: it is created exclusively, never through a symlink.
+
+        Raises:
+            FetchError: the cache folder or the entry is unsafe, or ``dest`` cannot be written.
+        """
+        fd = self._open(sha256)
+        if fd is None:
+            return False
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            out = os.open(dest, flags, 0o600)
+        except OSError as exc:
+            os.close(fd)
+            raise FetchError(f"{dest}: cannot create: {exc.strerror or exc}") from exc
+        digest = hashlib.sha256()
+        try:
+            with os.fdopen(fd, "rb") as source, os.fdopen(out, "wb") as target:
+                while chunk := source.read(_CHUNK):
+                    digest.update(chunk)
+                    target.write(chunk)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                dest.unlink()
+            raise
+        if digest.hexdigest() != sha256:
+            dest.unlink()
+            self._evict(sha256)
+            return False
+        self._touch(sha256)
+        return True
+
+    def store(self, source: Path, sha256: str) -> None:
+        """Keep a copy of ``source``, whose sha256 the caller just checked, then prune.
+
+        The copy is hashed again while written, and dropped if it differs. An entry already
+        present is left alone.
+
+        Raises:
+            OSError: the cache cannot be written.
+            FetchError: the cache folder is unsafe.
+        """
+        if self.max_bytes <= 0:
+            return
+        folder = self.path(sha256).parent
+        self._folders(create=True)
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=0o700)
+        self._check(folder.lstat(), folder, directory=True)
+        final = self.path(sha256)
+        if self.has(sha256):
+            return
+        tmp = folder / f".tmp-{secrets.token_hex(8)}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        out = os.open(tmp, flags, 0o600)
+        digest = hashlib.sha256()
+        try:
+            with Path(source).open("rb") as src, os.fdopen(out, "wb") as target:
+                while chunk := src.read(_CHUNK):
+                    digest.update(chunk)
+                    target.write(chunk)
+                target.flush()
+                os.fsync(target.fileno())
+            if digest.hexdigest() != sha256:
+                tmp.unlink()
+                return
+            tmp.replace(final)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
+        self.prune()
+
+    def prune(self, max_bytes: int | None = None) -> Pruned:
+        """Remove entries, least recently used first, until the total is within ``max_bytes``
+        (default: the cache's cap). Temporary files older runs left behind are removed too.
+
+        Raises:
+            FetchError: the cache folder is unsafe.
+        """
+        cap = self.max_bytes if max_bytes is None else max_bytes
+        if not self._folders(create=False):
+            return Pruned(0, 0, 0, 0)
+        entries: list[tuple[float, int, Path]] = []
+        for folder in self.directory.iterdir():
+            status = folder.lstat()
+            if not stat.S_ISDIR(status.st_mode):
+                continue
+            for path in folder.iterdir():
+                with contextlib.suppress(FileNotFoundError):
+                    status = path.lstat()
+                    if path.name.startswith(".tmp-"):
+                        continue  # maybe another run's file being written
+                    if stat.S_ISREG(status.st_mode):
+                        entries.append((status.st_mtime, status.st_size, path))
+        total = sum(size for _, size, _ in entries)
+        removed = freed = 0
+        for _, size, path in sorted(entries):
+            if total <= cap:
+                break
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            total -= size
+            removed += 1
+            freed += size
+        return Pruned(removed, freed, len(entries) - removed, total)
+
+    # --- checks -----------------------------------------------------------------------------
+
+    def _open(self, sha256: str) -> int | None:
+        """A read descriptor on the entry, or ``None`` when there is none."""
+        if not self._folders(create=False):
+            return None
+        path = self.path(sha256)
+        try:
+            self._check(path.parent.lstat(), path.parent, directory=True)
+        except FileNotFoundError:
+            return None
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:  # ELOOP: a symlink where an entry should be
+            raise self._bad(path, f"cannot open it: {exc.strerror}") from exc
+        try:
+            self._check(os.fstat(fd), path, directory=False)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _folders(self, *, create: bool) -> bool:
+        """Check (and with ``create``, make) the cache folders; False when they do not exist."""
+        for folder in (self.root, self.directory):
+            if create:
+                folder.parent.mkdir(parents=True, exist_ok=True)
+                with contextlib.suppress(FileExistsError):
+                    folder.mkdir(mode=0o700)
+            try:
+                self._check(folder.lstat(), folder, directory=True)
+            except FileNotFoundError:
+                return False
+        return True
+
+    def _evict(self, sha256: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path(sha256).unlink()
+
+    def _touch(self, sha256: str) -> None:
+        # The prune's "used": a hit makes the entry the newest. Best effort.
+        with contextlib.suppress(OSError):
+            os.utime(self.path(sha256), follow_symlinks=False)
+
+    def _check(self, st: os.stat_result, path: Path, *, directory: bool) -> None:
+        why = unsafe(st, directory=directory)
+        if why:
+            raise self._bad(path, why)
+
+    @staticmethod
+    def _bad(path: Path, why: str) -> FetchError:
+        return FetchError(
+            f"wheel cache {path}: {why}",
+            hint="the cache is only a copy: remove it once you have looked at it, or run with "
+            "--no-cache-dir",
+        )

@@ -1,0 +1,181 @@
+"""The wheel cache: content-addressed, re-hashed on every read, private, bounded; end to end."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from safepip._cli import main
+from safepip.cache import WheelCache, configured
+from safepip.errors import FetchError, UsageError
+from tests.keys import Keyring
+from tests.site import make_site, published_and_served
+from tests.wheels import make_wheel
+
+
+def _wheel(tmp_path: Path, data: bytes = b"wheel bytes") -> tuple[Path, str]:
+    path = tmp_path / "w.whl"
+    path.write_bytes(data)
+    return path, hashlib.sha256(data).hexdigest()
+
+
+def test_store_then_copy_rehashes(tmp_path: Path) -> None:
+    cache = WheelCache(tmp_path / "c")
+    source, sha = _wheel(tmp_path)
+    cache.store(source, sha)
+    entry = cache.path(sha)
+    assert entry == tmp_path / "c" / "wheels" / sha[:2] / sha
+    for folder in (tmp_path / "c", tmp_path / "c" / "wheels", entry.parent):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o600
+    dest = tmp_path / "dest.whl"
+    assert cache.copy_to(sha, dest)
+    assert dest.read_bytes() == b"wheel bytes"
+    assert not list(entry.parent.glob(".tmp-*"))
+
+
+@pytest.mark.parametrize("bad", [b"poisoned bytes", b"wheel by"])  # other bytes, truncated
+def test_a_poisoned_entry_is_removed_never_handed_out(tmp_path: Path, bad: bytes) -> None:
+    cache = WheelCache(tmp_path / "c")
+    source, sha = _wheel(tmp_path)
+    cache.store(source, sha)
+    cache.path(sha).write_bytes(bad)
+    dest = tmp_path / "dest.whl"
+    assert not cache.copy_to(sha, dest)
+    assert not dest.exists(), "no byte of a poisoned entry may reach the staging folder"
+    assert not cache.path(sha).exists()
+    cache.store(source, sha)
+    cache.path(sha).write_bytes(bad)
+    with cache.open_verified(sha) as handle:
+        assert handle is None
+    assert not cache.path(sha).exists()
+
+
+def test_a_store_with_other_bytes_keeps_nothing(tmp_path: Path) -> None:
+    cache = WheelCache(tmp_path / "c")
+    source, _ = _wheel(tmp_path)
+    cache.store(source, "0" * 64)
+    assert not cache.has("0" * 64)
+
+
+def test_symlinks_are_refused(tmp_path: Path) -> None:
+    cache = WheelCache(tmp_path / "c")
+    source, sha = _wheel(tmp_path)
+    cache.store(source, sha)
+    entry = cache.path(sha)
+    real = tmp_path / "elsewhere"
+    entry.rename(real)
+    entry.symlink_to(real)
+    with pytest.raises(FetchError, match="cannot open it"):
+        cache.copy_to(sha, tmp_path / "dest.whl")
+    entry.unlink()
+    wheels = tmp_path / "c" / "wheels"
+    wheels.rename(tmp_path / "moved")
+    wheels.symlink_to(tmp_path / "moved")
+    with pytest.raises(FetchError, match="not a real directory"):
+        cache.copy_to(sha, tmp_path / "dest.whl")
+    with pytest.raises(FetchError, match="not a real directory"):
+        cache.store(source, sha)
+
+
+def test_a_group_writable_cache_is_refused(tmp_path: Path) -> None:
+    cache = WheelCache(tmp_path / "c")
+    source, sha = _wheel(tmp_path)
+    cache.store(source, sha)
+    (tmp_path / "c" / "wheels").chmod(0o770)
+    with pytest.raises(FetchError, match="writable by group or others"):
+        cache.copy_to(sha, tmp_path / "dest.whl")
+
+
+def test_prune_removes_the_least_recently_used_first(tmp_path: Path) -> None:
+    cache = WheelCache(tmp_path / "c", max_bytes=10**9)
+    shas = []
+    for i in range(3):
+        source = tmp_path / f"{i}.whl"
+        source.write_bytes(bytes([i]) * 1000)
+        sha = hashlib.sha256(source.read_bytes()).hexdigest()
+        cache.store(source, sha)
+        os.utime(cache.path(sha), (1000 + i, 1000 + i))
+        shas.append(sha)
+    assert cache.copy_to(shas[0], tmp_path / "used.whl")  # the oldest, now the newest
+    pruned = cache.prune(2000)
+    assert (pruned.removed, pruned.kept, pruned.size) == (1, 2, 2000)
+    assert not cache.has(shas[1])
+    assert cache.has(shas[0]) and cache.has(shas[2])
+
+
+def test_a_store_beyond_the_cap_prunes(tmp_path: Path) -> None:
+    cache = WheelCache(tmp_path / "c", max_bytes=1500)
+    for i in range(3):
+        source = tmp_path / f"{i}.whl"
+        source.write_bytes(bytes([i]) * 1000)
+        cache.store(source, hashlib.sha256(source.read_bytes()).hexdigest())
+    assert len(list((tmp_path / "c" / "wheels").glob("*/*"))) == 1
+
+
+def test_configured_honours_no_cache_dir_and_the_cap(tmp_path: Path) -> None:
+    environ = {"XDG_CACHE_HOME": str(tmp_path)}
+    assert configured(environ, disabled=True, max_mb=None) is None
+    assert configured(environ, disabled=False, max_mb=0) is None
+    cache = configured({**environ, "SAFEPIP_CACHE_MAX_MB": "1"}, disabled=False, max_mb=None)
+    assert cache is not None and cache.max_bytes == 1024 * 1024
+    with pytest.raises(UsageError, match="SAFEPIP_CACHE_MAX_MB"):
+        configured({**environ, "SAFEPIP_CACHE_MAX_MB": "lots"}, disabled=False, max_mb=None)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("locked", [True, False], ids=["locked", "resolver"])
+def test_a_poisoned_cache_is_downloaded_again_never_installed(
+    tmp_path: Path,
+    keyring: Keyring,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    locked: bool,
+) -> None:
+    monkeypatch.setenv("GNUPGHOME", str(keyring.home))
+    site = make_site(tmp_path, keyring, {"alpha": ("1.0", ())})
+    with published_and_served(site, monkeypatch, "--serial", "1") as (server, client, venv):
+        wheel = site.out / "alpha-1.0-py3-none-any.whl"
+        sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        spec = ["-r", str(_lock(client, sha))] if locked else ["alpha"]
+        python = str(venv / "bin" / "python")
+        assert main(["install", "--python", python, *spec]) == 0
+        entry = tmp_path / "cache" / "safepip" / "wheels" / sha[:2] / sha
+        assert entry.read_bytes() == wheel.read_bytes()
+        downloads = server.requests.count("/alpha-1.0-py3-none-any.whl")
+        assert downloads == 1
+
+        # Warm: no download at all, not even the project page.
+        assert main(["install", "--python", python, *spec]) == 0
+        assert server.requests.count("/alpha-1.0-py3-none-any.whl") == 1
+        assert server.requests.count("/simple/alpha/") == 1
+
+        # Poisoned: another wheel's bytes under alpha's hash (a valid zip, importable).
+        evil = make_wheel(
+            tmp_path / "evil", "alpha", "1.0", modules={"alpha/__init__.py": "EVIL = 1\n"}
+        )
+        entry.write_bytes(evil.read_bytes())
+        fresh = tmp_path / "fresh"
+        subprocess.run(["python3", "-m", "venv", "--without-pip", str(fresh)], check=True)
+        capsys.readouterr()
+        code = main(["install", "--python", str(fresh / "bin" / "python"), *spec])
+        assert code == 0, capsys.readouterr().err
+        assert server.requests.count("/alpha-1.0-py3-none-any.whl") == 2, "downloaded again"
+        installed = next(fresh.glob("lib/python*/site-packages/alpha/__init__.py"))
+        assert installed.read_text() == '__version__ = "1.0"\n'
+        assert entry.read_bytes() == wheel.read_bytes(), "the cache holds the good bytes again"
+
+        # --no-cache-dir: downloaded, whatever the cache holds.
+        assert main(["install", "--python", python, "--no-cache-dir", *spec]) == 0
+        assert server.requests.count("/alpha-1.0-py3-none-any.whl") == 3
+
+
+def _lock(client: Path, sha: str) -> Path:
+    path = client / "locked.txt"
+    path.write_text(f"alpha==1.0 --hash=sha256:{sha}\n")
+    return path
