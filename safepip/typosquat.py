@@ -60,6 +60,20 @@ _MAX_NAMES_FILE_BYTES: Final = 64 * 1024 * 1024  # all of PyPI's ~600,000 names 
 # tests/test_typosquat.py.
 _LIMIT_STRONG: Final = 10_000  # visual confusion, separators, reordered words
 _LIMIT_AFFIX: Final = 200  # python-/py/-py/... added to or swapped in a popular name
+# ``python3-shodan``, ``python-kafka``: a project named after the language, with the popular name
+# whole behind it, reads like a distribution's package of that project. Benign projects seldom
+# take that shape (0 of 58,709 random names for ``python3``, 2 for ``python``), so it counts for
+# less popular names than other affixes do.
+_LIMIT_AFFIX_PYTHON: Final = {
+    "python3-": 20_000,
+    "python3": 20_000,
+    "python-": 5_000,
+    "python": 5_000,
+}
+# A separator added (``beautiful-soup4``) to a name outside the top 100 is most often a project
+# of its own spelled the other way (``bit-array``, ``flat-dict``, ``interval-tree``, ``easy-ocr``),
+# so only the very top names count; removing or moving one keeps the strong limit.
+_LIMIT_SEPARATOR_ADDED: Final = 100
 _LIMIT_TWO_EDITS: Final = 1_000  # two slips in one long name (``requetses``)
 # Dropping an affix usually lands on another real project (``jenkins``, ``matplot``), and a
 # version digit is how forks are named (``pkginfo2``), so for those only the very top names count:
@@ -83,9 +97,9 @@ _EDIT_LIMITS: Final[dict[str, tuple[int, int, int, int, int]]] = {
     "changed": (0, 100, 100, 5_000, 5_000),
     "changed first": (0, 0, 0, 0, 0),
     "changed last": (0, 100, 100, 1_000, 1_000),
-    "near": (0, 100, 2_500, 5_000, 10_000),  # a keyboard neighbour typed instead
+    "near": (0, 100, 2_500, 10_000, 10_000),  # a keyboard neighbour typed instead
     "near first": (0, 0, 0, 100, 100),
-    "near last": (0, 100, 1_000, 1_000, 2_500),
+    "near last": (0, 100, 1_000, 2_500, 2_500),
     "added": (0, 0, 2_500, 10_000, 10_000),
     "added first": (0, 0, 0, 1_000, 1_000),
     "added last": (0, 0, 100, 1_000, 1_000),
@@ -315,6 +329,8 @@ class TyposquatIndex:
         if target == name:
             return
         have, want = name.count("-"), target.count("-")
+        if have > want and r >= _LIMIT_SEPARATOR_ADDED:
+            return
         if have < want:
             reason = "separator removed" if want - have == 1 else "separators removed"
         elif have > want:
@@ -353,7 +369,7 @@ class TyposquatIndex:
         """``python3-dateutil``, ``requests-py``, ``urllib``: an affix added, swapped, dropped."""
         affix_index = self._affixes_by_core()
         for core, added in _cores(name):
-            r = self._popular(core, _LIMIT_AFFIX_DROPPED if _is_version(added) else _LIMIT_AFFIX)
+            r = self._popular(core, _affix_limit(added))
             if r is not None:
                 yield _Match(core, r, f"{added} added")
             r = affix_index.get(core)
@@ -628,6 +644,15 @@ def _cores(name: str) -> Iterator[tuple[str, str]]:
             core = remainder.strip("-")
             if (prefix or suffix) and len(core) >= _MIN_CORE_AFFIX:
                 yield core, _affix_words(prefix, suffix)
+
+
+def _affix_limit(added: str) -> int:
+    """The rank limit for a popular name with the affix ``added`` (as words) put on it."""
+    if _is_version(added):
+        return _LIMIT_AFFIX_DROPPED
+    if added.startswith("`python") and " and " not in added:
+        return _LIMIT_AFFIX_PYTHON.get(added[1:].split("`", 1)[0], _LIMIT_AFFIX)
+    return _LIMIT_AFFIX
 
 
 def _is_version(affix: str) -> bool:

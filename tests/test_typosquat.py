@@ -437,3 +437,37 @@ def test_issue_12_figures(eval_score: _Score, bundled: TyposquatIndex) -> None:
     names = _lines(RANDOM_SAMPLE)
     flagged = sum(bundled.check(n).verdict != "ok" for n in names)
     assert flagged / len(names) <= 0.005
+
+
+# -- rank limits that depend on the shape of the resemblance (issue #12, second round) ---------
+
+
+def _ranked(name: str, rank: int) -> TyposquatIndex:
+    """An index where ``name`` sits at ``rank`` (0-based), behind fillers nothing resembles."""
+    return TyposquatIndex([*(f"filler-{i:05d}-pkg" for i in range(rank)), name])
+
+
+def test_python3_prefix_counts_for_mid_popular_names() -> None:
+    """``python3-shodan`` reads like a distribution's package: it counts far down the ranking."""
+    index = _ranked("shodan", 7_000)
+    verdict = index.check("python3-shodan")
+    assert verdict == NameVerdict(
+        "python3-shodan", "typosquat", "shodan", "`python3-` prefix added"
+    )
+    assert index.check("pyshodan").verdict == "ok"  # other affixes keep the top-200 limit
+    assert _ranked("kafka", 3_900).check("pythonkafka").similar_to == "kafka"
+    assert _ranked("kafka", 6_000).check("pythonkafka").verdict == "ok"
+
+
+def test_separator_added_counts_only_for_top_names() -> None:
+    assert _ranked("datasets", 50).check("data-sets").similar_to == "datasets"
+    assert _ranked("datasets", 500).check("data-sets").verdict == "ok"
+    # removing a separator keeps the strong limit
+    assert _ranked("py-cord", 6_000).check("pycord").similar_to == "py-cord"
+
+
+def test_keyboard_slip_in_a_seven_letter_name() -> None:
+    assert _ranked("pytorch", 2_000).check("pytorcu").similar_to == "pytorch"  # at the end
+    assert _ranked("pytorch", 3_000).check("pytorcu").verdict == "ok"
+    assert _ranked("pytorch", 6_000).check("pytprch").similar_to == "pytorch"  # `p` by `o`
+    assert _ranked("pytorch", 11_000).check("pytprch").verdict == "ok"
