@@ -74,7 +74,11 @@ _LIMIT_AFFIX_PYTHON: Final = {
 # of its own spelled the other way (``bit-array``, ``flat-dict``, ``interval-tree``, ``easy-ocr``),
 # so only the very top names count; removing or moving one keeps the strong limit.
 _LIMIT_SEPARATOR_ADDED: Final = 100
-_LIMIT_TWO_EDITS: Final = 1_000  # two slips in one long name (``requetses``)
+_LIMIT_TWO_EDITS: Final = 1_000  # two slips in one long name (``tensoflaw``)
+# Two slips in an 8-9 letter name leave little of it, and reach word-like names of their own
+# (``streamlog``, ``texttalk``, ``watchng``): there only the top names count (``requetses``).
+_LIMIT_TWO_EDITS_SHORT: Final = 100
+_SHORT_TWO_EDITS: Final = 10  # names shorter than this use the limit above
 # Dropping an affix usually lands on another real project (``jenkins``, ``matplot``), and a
 # version digit is how forks are named (``pkginfo2``), so for those only the very top names count:
 # ``urllib`` for ``urllib3``, ``requests2``.
@@ -412,7 +416,10 @@ class TyposquatIndex:
         if self._two_edit_index is None:
             index: dict[tuple[str, int], list[str]] = {}
             for target in self._names[:_LIMIT_TWO_EDITS]:
-                if len(target) >= _MIN_LEN_TWO_EDITS:
+                short = len(target) < _SHORT_TWO_EDITS
+                if len(target) >= _MIN_LEN_TWO_EDITS and not (
+                    short and self._rank[target] >= _LIMIT_TWO_EDITS_SHORT
+                ):
                     index.setdefault((target[:3], len(target)), []).append(target)
             self._two_edit_index = index
         # Both slips after the first three characters: attackers keep the start recognisable,

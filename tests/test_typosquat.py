@@ -366,14 +366,13 @@ def test_false_positive_rate_on_later_popular_names(bundled: TyposquatIndex) -> 
 def test_false_positive_rate_on_random_names(bundled: TyposquatIndex) -> None:
     """The 5,000 random PyPI names outside both rankings (scripts/sample_pypi_names.py).
 
-    Issue #12 asks for at most 0.5%: see ``test_issue_12_figures``; this is the floor that
-    must hold meanwhile (0.56% measured when the rules were last tuned).
+    Issue #12 asks for at most 0.5%: 22/5,000 (0.44%) measured when the rules were last tuned.
     """
     popular = {n for ranking in bundled_rankings() for n in ranking}
     names = _lines(RANDOM_SAMPLE)
     assert len(names) == 5000
     assert not popular & set(names), "the sample must stay outside the bundled rankings"
-    assert _flag_rate(bundled, names) <= 0.007
+    assert _flag_rate(bundled, names) <= 0.005
 
 
 def bundled_names() -> list[str]:
@@ -413,19 +412,24 @@ def eval_score(bundled: TyposquatIndex) -> _Score:
 
 
 def test_evaluation_set_floor(eval_score: _Score) -> None:
-    """What the rules reached on the test half when last tuned: a regression below fails."""
-    assert eval_score.hits / eval_score.cases >= 0.80
+    """What the rules reached on the test half when last tuned: a regression below fails.
+
+    Measured: recall 735/928 (79.2%), right target 734/735; two slips 47/118 (39.8%), affix
+    5/17, every other family with 10 or more cases at 70% or more.
+    """
+    assert eval_score.hits / eval_score.cases >= 0.78
     assert eval_score.right / eval_score.hits >= 0.99
+    floors = {"affix": 0.25, "two-edits": 0.35}
     for family, (hits, cases) in eval_score.per_family.items():
-        if cases >= 10 and family != "affix":
-            assert hits / cases >= 0.55, family
+        if cases >= 10:
+            assert hits / cases >= floors.get(family, 0.65), family
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue #12 figures not met yet: test-half recall 82% (95% asked); families "
-    "substitution 71%, two-edits 60%, addition 76%, omission 89%, affix 29% (90% asked); "
-    "0.56% of random names flagged (0.5% asked)",
+    reason="issue #12 figures not met yet: test-half recall 79.2% (95% asked); families "
+    "substitution 70%, two-edits 40%, addition 76%, omission 89%, affix 29% (90% asked); "
+    "random names flagged 0.44% (0.5% asked: met)",
 )
 def test_issue_12_figures(eval_score: _Score, bundled: TyposquatIndex) -> None:
     """The "done when" figures of issue #12, on the test half and the random sample."""
@@ -464,6 +468,12 @@ def test_separator_added_counts_only_for_top_names() -> None:
     assert _ranked("datasets", 500).check("data-sets").verdict == "ok"
     # removing a separator keeps the strong limit
     assert _ranked("py-cord", 6_000).check("pycord").similar_to == "py-cord"
+
+
+def test_two_slips_in_a_short_name_count_only_for_top_names() -> None:
+    assert _ranked("streamlit", 50).check("streamlog").similar_to == "streamlit"
+    assert _ranked("streamlit", 500).check("streamlog").verdict == "ok"  # 9 letters
+    assert _ranked("tensorflow", 500).check("tensoflaw").similar_to == "tensorflow"  # 10
 
 
 def test_keyboard_slip_in_a_seven_letter_name() -> None:
