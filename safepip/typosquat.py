@@ -60,10 +60,11 @@ _MAX_NAMES_FILE_BYTES: Final = 64 * 1024 * 1024  # all of PyPI's ~600,000 names 
 # tests/test_typosquat.py.
 _LIMIT_STRONG: Final = 10_000  # visual confusion, separators, reordered words
 _LIMIT_AFFIX: Final = 200  # python-/py/-py/... added to or swapped in a popular name
-# ``python3-shodan``, ``python-kafka``: a project named after the language, with the popular name
-# whole behind it, reads like a distribution's package of that project. Benign projects seldom
-# take that shape (0 of 58,709 random names for ``python3``, 2 for ``python``), so it counts for
-# less popular names than other affixes do.
+# ``python3-shodan``, ``python3-autopep8``: a project named after the language, with the popular
+# name whole behind it, reads like a distribution's package of that project. Benign projects
+# seldom take that shape (0 of 58,709 random names for ``python3``, 2 for ``python``), so it
+# counts for less popular names than other affixes do, when the name behind is long enough to be
+# a name rather than a word (``pythonpath``, ``python3-utils`` are not lookalikes of ``path``).
 _LIMIT_AFFIX_PYTHON: Final = {
     "python3-": 20_000,
     "python3": 20_000,
@@ -74,6 +75,7 @@ _LIMIT_AFFIX_PYTHON: Final = {
 # of its own spelled the other way (``bit-array``, ``flat-dict``, ``interval-tree``, ``easy-ocr``),
 # so only the very top names count; removing or moving one keeps the strong limit.
 _LIMIT_SEPARATOR_ADDED: Final = 100
+_MIN_CORE_AFFIX_PYTHON: Final = 6
 _LIMIT_TWO_EDITS: Final = 1_000  # two slips in one long name (``tensoflaw``)
 # Two slips in an 8-9 letter name leave little of it, and reach word-like names of their own
 # (``streamlog``, ``texttalk``, ``watchng``): there only the top names count (``requetses``).
@@ -373,7 +375,7 @@ class TyposquatIndex:
         """``python3-dateutil``, ``requests-py``, ``urllib``: an affix added, swapped, dropped."""
         affix_index = self._affixes_by_core()
         for core, added in _cores(name):
-            r = self._popular(core, _affix_limit(added))
+            r = self._popular(core, _affix_limit(added, core))
             if r is not None:
                 yield _Match(core, r, f"{added} added")
             r = affix_index.get(core)
@@ -653,11 +655,11 @@ def _cores(name: str) -> Iterator[tuple[str, str]]:
                 yield core, _affix_words(prefix, suffix)
 
 
-def _affix_limit(added: str) -> int:
-    """The rank limit for a popular name with the affix ``added`` (as words) put on it."""
+def _affix_limit(added: str, core: str) -> int:
+    """The rank limit for the popular name ``core`` with the affix ``added`` (as words) on it."""
     if _is_version(added):
         return _LIMIT_AFFIX_DROPPED
-    if added.startswith("`python") and " and " not in added:
+    if added.startswith("`python") and " and " not in added and len(core) >= _MIN_CORE_AFFIX_PYTHON:
         return _LIMIT_AFFIX_PYTHON.get(added[1:].split("`", 1)[0], _LIMIT_AFFIX)
     return _LIMIT_AFFIX
 

@@ -459,8 +459,13 @@ def test_python3_prefix_counts_for_mid_popular_names() -> None:
         "python3-shodan", "typosquat", "shodan", "`python3-` prefix added"
     )
     assert index.check("pyshodan").verdict == "ok"  # other affixes keep the top-200 limit
-    assert _ranked("kafka", 3_900).check("pythonkafka").similar_to == "kafka"
-    assert _ranked("kafka", 6_000).check("pythonkafka").verdict == "ok"
+    assert _ranked("autopep8", 1_100).check("python3-autopep8").similar_to == "autopep8"
+    assert _ranked("autopep8", 3_900).check("pythonautopep8").similar_to == "autopep8"
+    assert _ranked("autopep8", 6_000).check("pythonautopep8").verdict == "ok"
+    # a short word behind it is a name of its own: only the top 200 count, as for other affixes
+    assert _ranked("path", 150).check("pythonpath").similar_to == "path"
+    assert _ranked("path", 1_000).check("pythonpath").verdict == "ok"
+    assert _ranked("utils", 1_000).check("python3-utils").verdict == "ok"
 
 
 def test_separator_added_counts_only_for_top_names() -> None:
