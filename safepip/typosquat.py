@@ -12,11 +12,14 @@ small, recognisable change turns it into a *popular* name: the families real PyP
 * one letter added, dropped (``urlib3``), doubled, or changed (``colourama``, ``reqursts``),
   with keyboard neighbours told apart from other letters.
 
-Popularity is a rank (0 is the most downloaded). Each family has a rank limit: the looser the
-resemblance, the more popular the imitated name must be before the resemblance means anything
-(a random rare name is one letter away from *some* popular name surprisingly often). Names that
-are themselves popular, and names the caller knows (the signed list, ``allow-names``), are never
-flagged.
+Popularity is a rank (0 is the most downloaded): the best rank of a name in any bundled ranking
+(hugovk's snapshot and the PyPI package list's top 15,000, merged). Each family has a rank
+limit: the looser the resemblance, the more popular the imitated name must be before the
+resemblance means anything (a random rare name is one letter away from *some* popular name
+surprisingly often). For one slip the limit also depends on the kind of slip, where it falls
+(start, inside, end) and the length of the popular name (``_EDIT_LIMITS``). Names that are
+themselves popular in any ranking, and names the caller knows (the signed list,
+``allow-names``), are never flagged; whether a name exists on PyPI plays no part.
 
 Speed matters because ``safepip check`` runs in pre-commit hooks: set-up is a few dictionaries
 built in one pass over the list, and every family is checked by generating the query's own
@@ -41,31 +44,92 @@ from packaging.utils import canonicalize_name
 from safepip.errors import ConfigError
 from safepip.files import read_regular
 
-__all__ = ["NameVerdict", "TyposquatIndex"]
+__all__ = ["NameVerdict", "TyposquatIndex", "bundled_rankings"]
+
+# The bundled rankings, most popular first: hugovk's snapshot, then the PyPI package list's
+# top-15,000. A name popular in either is never flagged, so that a project that became popular
+# after one snapshot was taken is not called a lookalike of an older favourite.
+_BUNDLED_FILES: Final = ("popular-names.txt", "popular-names-pypi.txt")
 
 _MAX_NAMES_FILE_BYTES: Final = 64 * 1024 * 1024  # all of PyPI's ~600,000 names take ~10 MiB
 
-# Rank limits (exclusive, 0-based) per family. A resemblance only counts when the imitated name
-# is at least this popular. Tuned on tests/data/typosquat-incidents.tsv (recall) and on real
-# PyPI names outside the list (false positives); see tests/test_typosquat.py.
-_LIMIT_STRONG: Final = 10_000  # visual confusion, separators, reordered words, swapped letters
-_LIMIT_NEAR_EDIT: Final = 5_000  # doubled / undoubled letter, keyboard neighbour, plural `s`
-_LIMIT_EDIT: Final = 1_000  # any other added, dropped or changed letter
+# Rank limits (exclusive, 0-based, in the merged ranking of both bundled files) per family. A
+# resemblance only counts when the imitated name is at least this popular. Tuned on the tuning
+# half of the evaluation set built by scripts/build_typosquat_eval.py (recall) and on a random
+# sample of PyPI names drawn with another seed than the test's (false positives); see
+# tests/test_typosquat.py.
+_LIMIT_STRONG: Final = 10_000  # visual confusion, separators, reordered words
 _LIMIT_AFFIX: Final = 200  # python-/py/-py/... added to or swapped in a popular name
-_LIMIT_TWO_EDITS: Final = 1_000  # two slips in one long name (``requetses``)
+# ``python3-shodan``, ``python3-autopep8``: a project named after the language, with the popular
+# name whole behind it, reads like a distribution's package of that project. Benign projects
+# seldom take that shape (0 of 58,709 random names for ``python3``, 2 for ``python``), so it
+# counts for less popular names than other affixes do, when the name behind is long enough to be
+# a name rather than a word (``pythonpath``, ``python3-utils`` are not lookalikes of ``path``).
+_LIMIT_AFFIX_PYTHON: Final = {
+    "python3-": 20_000,
+    "python3": 20_000,
+    "python-": 5_000,
+    "python": 5_000,
+}
+# A separator added (``beautiful-soup4``) to a name outside the top 100 is most often a project
+# of its own spelled the other way (``bit-array``, ``flat-dict``, ``interval-tree``, ``easy-ocr``),
+# so only the very top names count; removing or moving one keeps the strong limit.
+_LIMIT_SEPARATOR_ADDED: Final = 100
+_MIN_CORE_AFFIX_PYTHON: Final = 6
+_LIMIT_TWO_EDITS: Final = 1_000  # two slips in one long name (``tensoflaw``)
+# Two slips in an 8-9 letter name leave little of it, and reach word-like names of their own
+# (``streamlog``, ``texttalk``, ``watchng``): there only the top names count (``requetses``).
+_LIMIT_TWO_EDITS_SHORT: Final = 100
+_SHORT_TWO_EDITS: Final = 10  # names shorter than this use the limit above
 # Dropping an affix usually lands on another real project (``jenkins``, ``matplot``), and a
 # version digit is how forks are named (``pkginfo2``), so for those only the very top names count:
 # ``urllib`` for ``urllib3``, ``requests2``.
 _LIMIT_AFFIX_DROPPED: Final = 100
 
-# Shorter names are left alone by the looser families: among 3- and 4-letter names almost every
-# name is one letter from a popular one, so the resemblance says nothing.
-_MIN_LEN_NEAR: Final = 5  # length of the popular name, for keyboard neighbours, doubled letters
-_MIN_LEN_EDIT: Final = 7  # for any other added, dropped or changed letter
+# One slip (a letter swapped, doubled, dropped, added or changed): the rank limit by the kind of
+# slip and the length of the popular name (4, 5, 6, 7, 8 or more characters). Among short names
+# almost every name is one letter from a popular one, so there only the most imitated names
+# (``numpy``, ``httpx``, ``cffi``) count; a swapped or doubled letter in a long name is almost
+# never a project of its own, whatever the popularity, while a changed letter often is
+# (``pedantic``, ``securo``).
+_ANY: Final = 1 << 30
+_EDIT_LIMITS: Final[dict[str, tuple[int, int, int, int, int]]] = {
+    "swapped": (100, _ANY, _ANY, _ANY, _ANY),
+    "doubled": (100, _ANY, _ANY, _ANY, _ANY),
+    "dropped": (0, 100, 100, 1_000, 10_000),
+    "plural": (0, 0, 2_500, 2_500, 5_000),
+    # A letter added or changed inside the name reads as a slip (``customtkimter``); at the start
+    # or the end it more often makes a word of its own (``kytest``, ``seleniumx``, ``schemai``).
+    "changed": (0, 100, 100, 5_000, 5_000),
+    "changed first": (0, 0, 0, 0, 0),
+    "changed last": (0, 100, 100, 1_000, 1_000),
+    "near": (0, 100, 2_500, 10_000, 10_000),  # a keyboard neighbour typed instead
+    "near first": (0, 0, 0, 100, 100),
+    "near last": (0, 100, 1_000, 2_500, 2_500),
+    "added": (0, 0, 2_500, 10_000, 10_000),
+    "added first": (0, 0, 0, 1_000, 1_000),
+    "added last": (0, 0, 100, 1_000, 1_000),
+}
+_EDIT_INDEX_LIMIT: Final = max(max(limits) for limits in _EDIT_LIMITS.values())
+_MIN_LEN_EDIT: Final = 4  # shorter popular names are never judged imitated by one slip
+
+
+def _edit_limit(kind: str, length: int, at: int = 1, end: int = 2) -> int:
+    """The rank limit of a slip of ``kind`` at index ``at`` of a name whose last index is ``end``.
+
+    ``length`` is the popular name's. Kinds with a ``first`` or ``last`` variant use it for a
+    slip at the start or the end.
+    """
+    where = " first" if at == 0 else " last" if at >= end else ""
+    limits = _EDIT_LIMITS.get(kind + where, _EDIT_LIMITS[kind])
+    return limits[min(max(length, 4), 8) - 4]
+
+
+# Shorter names are left alone by the looser families.
 _MIN_LEN_TWO_EDITS: Final = 8  # for two slips
 _MIN_LEN_STRONG: Final = 4  # for visual confusions
-_MIN_LEN_SWAP: Final = 5  # for swapped letters (``pyod``/``pydo`` are both projects)
 _MIN_CORE_AFFIX: Final = 4  # what is left of a name once the affix is taken off
+
 
 # (what the attacker writes, what the popular name has); both directions are listed on purpose:
 # ``pyyaml`` → ``pyyami`` and ``jpype1`` → ``jpypel`` are both attacks.
@@ -180,11 +244,19 @@ class TyposquatIndex:
 
     @classmethod
     def bundled(cls) -> TyposquatIndex:
-        """The index of the snapshot shipped in ``safepip/data/popular-names.txt`` (cached).
+        """The index of both bundled rankings (see ``_BUNDLED_FILES``), cached for the process.
 
         Raises :class:`ConfigError` if the packaged file is missing or empty (a broken install).
         """
         return _bundled_index()
+
+    @classmethod
+    def from_rankings(cls, rankings: Sequence[Sequence[str]]) -> TyposquatIndex:
+        """An index of several rankings merged: each name at its best rank in any of them.
+
+        Names are canonicalised; nothing is raised.
+        """
+        return cls(_merged(rankings))
 
     @classmethod
     def from_file(cls, path: Path) -> TyposquatIndex:
@@ -263,6 +335,8 @@ class TyposquatIndex:
         if target == name:
             return
         have, want = name.count("-"), target.count("-")
+        if have > want and r >= _LIMIT_SEPARATOR_ADDED:
+            return
         if have < want:
             reason = "separator removed" if want - have == 1 else "separators removed"
         elif have > want:
@@ -285,7 +359,7 @@ class TyposquatIndex:
 
     def _swapped(self, name: str) -> Iterator[_Match]:
         """``reqeusts`` → ``requests``: two adjacent characters swapped."""
-        if len(name) < _MIN_LEN_SWAP:
+        if len(name) < _MIN_LEN_EDIT:
             return
         rank = self._rank
         for i in range(len(name) - 1):
@@ -294,14 +368,14 @@ class TyposquatIndex:
                 continue
             candidate = name[:i] + b + a + name[i + 2 :]
             r = rank.get(candidate)
-            if r is not None and r < _LIMIT_STRONG:
+            if r is not None and r < _edit_limit("swapped", len(candidate)):
                 yield _Match(candidate, r, f"`{a}{b}` for `{b}{a}` (letters swapped)")
 
     def _affixes(self, name: str) -> Iterator[_Match]:
         """``python3-dateutil``, ``requests-py``, ``urllib``: an affix added, swapped, dropped."""
         affix_index = self._affixes_by_core()
         for core, added in _cores(name):
-            r = self._popular(core, _LIMIT_AFFIX_DROPPED if _is_version(added) else _LIMIT_AFFIX)
+            r = self._popular(core, _affix_limit(added, core))
             if r is not None:
                 yield _Match(core, r, f"{added} added")
             r = affix_index.get(core)
@@ -331,7 +405,7 @@ class TyposquatIndex:
         if self._edit_index is None:
             # Shorter names are never judged imitated by one edit (see ``_describe_edit``).
             self._edit_index = _EditIndex(
-                [n for n in self._names[:_LIMIT_NEAR_EDIT] if len(n) >= _MIN_LEN_NEAR]
+                [n for n in self._names[:_EDIT_INDEX_LIMIT] if len(n) >= _MIN_LEN_EDIT]
             )
         for target in self._edit_index.within_one(name):
             r = self._rank[target]
@@ -344,7 +418,10 @@ class TyposquatIndex:
         if self._two_edit_index is None:
             index: dict[tuple[str, int], list[str]] = {}
             for target in self._names[:_LIMIT_TWO_EDITS]:
-                if len(target) >= _MIN_LEN_TWO_EDITS:
+                short = len(target) < _SHORT_TWO_EDITS
+                if len(target) >= _MIN_LEN_TWO_EDITS and not (
+                    short and self._rank[target] >= _LIMIT_TWO_EDITS_SHORT
+                ):
                     index.setdefault((target[:3], len(target)), []).append(target)
             self._two_edit_index = index
         # Both slips after the first three characters: attackers keep the start recognisable,
@@ -513,22 +590,20 @@ def _describe_length_change(
 ) -> tuple[str, int] | None:
     """A character of ``longer`` at ``i`` added or dropped, in a popular name of ``length``."""
     ch = longer[i]
-    if ch.isdigit() or ch == "-" or length < _MIN_LEN_NEAR:
+    if ch.isdigit() or ch == "-":
         return None
     if ch in (longer[i - 1 : i] + longer[i + 1 : i + 2]):
         reason = f"`{ch}` doubled" if what == "added" else f"doubled `{ch}` made single"
-        return reason, _LIMIT_NEAR_EDIT
-    if length < _MIN_LEN_EDIT:
-        return None
+        return reason, _edit_limit("doubled", length)
     if ch == "s" and longer[i + 1 : i + 2] in ("", "-"):  # ``torchvisions``, ``typing-extension``
-        return f"plural `s` {what}", _LIMIT_NEAR_EDIT
-    return f"`{ch}` {what}", _LIMIT_EDIT
+        return f"plural `s` {what}", _edit_limit("plural", length)
+    return f"`{ch}` {what}", _edit_limit(what, length, i, len(longer) - 1)
 
 
 def _describe_change(name: str, target: str, i: int) -> tuple[str, int] | None:
     """The slip of writing ``name[i]`` for ``target[i]``, and its rank limit."""
     fake, real = name[i], target[i]
-    if "-" in (fake, real) or len(target) < _MIN_LEN_NEAR:
+    if "-" in (fake, real):
         return None
     near = fake in _NEAR_KEYS.get(real, ())
     if real.isdigit():
@@ -539,10 +614,12 @@ def _describe_change(name: str, target: str, i: int) -> tuple[str, int] | None:
     elif fake.isdigit():  # ``r4quests``, ``req7ests``: the row above
         near = near and real.isalpha()
     if near:
-        return f"`{fake}` for `{real}` (keyboard neighbours)", _LIMIT_NEAR_EDIT
-    if fake.isdigit() or real.isdigit() or len(target) < _MIN_LEN_EDIT:
+        limit = _edit_limit("near", len(target), i, len(target) - 1)
+        return f"`{fake}` for `{real}` (keyboard neighbours)", limit
+    if fake.isdigit() or real.isdigit():
         return None
-    return f"`{fake}` for `{real}` (one letter changed)", _LIMIT_EDIT
+    limit = _edit_limit("changed", len(target), i, len(target) - 1)
+    return f"`{fake}` for `{real}` (one letter changed)", limit
 
 
 def _replacements(name: str, fake: str, real: str) -> Iterator[str]:
@@ -576,6 +653,15 @@ def _cores(name: str) -> Iterator[tuple[str, str]]:
             core = remainder.strip("-")
             if (prefix or suffix) and len(core) >= _MIN_CORE_AFFIX:
                 yield core, _affix_words(prefix, suffix)
+
+
+def _affix_limit(added: str, core: str) -> int:
+    """The rank limit for the popular name ``core`` with the affix ``added`` (as words) on it."""
+    if _is_version(added):
+        return _LIMIT_AFFIX_DROPPED
+    if added.startswith("`python") and " and " not in added and len(core) >= _MIN_CORE_AFFIX_PYTHON:
+        return _LIMIT_AFFIX_PYTHON.get(added[1:].split("`", 1)[0], _LIMIT_AFFIX)
+    return _LIMIT_AFFIX
 
 
 def _is_version(affix: str) -> bool:
@@ -652,15 +738,41 @@ def _parse_names_slowly(lines: list[str], origin: str) -> list[str]:
     return names
 
 
+def bundled_rankings() -> list[list[str]]:
+    """The names of each bundled ranking, most popular first, as written in the files.
+
+    Raises :class:`ConfigError` if a packaged file is missing, unreadable or empty.
+    """
+    rankings = []
+    data = resources.files("safepip").joinpath("data")
+    for file in _BUNDLED_FILES:
+        resource = data.joinpath(file)
+        try:
+            text = resource.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"bundled popular-names file {resource}: cannot read it: {exc}",
+                hint="reinstall safepip, or set `popular-names` to a file of your own",
+            ) from exc
+        rankings.append(_parse_names(text, str(resource)))
+    return rankings
+
+
+def _merged(rankings: Sequence[Sequence[str]]) -> list[str]:
+    """One ranking of several: each name at its best rank in any of them, ties in list order.
+
+    Two lists of 15,000 names ranked alike become about 20,000 names, each no lower than in
+    either list, so a resemblance limit (``rank < N``) covers every name within N in any of them.
+    """
+    # Taking the lists rank by rank, a name's first appearance is its best rank; dict.fromkeys
+    # keeps first appearances in order, at C speed (this runs on every `check`).
+    columns = itertools.zip_longest(*(_canonical_names(r) for r in rankings), fillvalue="")
+    merged = dict.fromkeys(itertools.chain.from_iterable(columns))
+    merged.pop("", None)
+    return list(merged)
+
+
 @functools.cache
 def _bundled_index() -> TyposquatIndex:
-    """Load the bundled snapshot once per process."""
-    resource = resources.files("safepip").joinpath("data").joinpath("popular-names.txt")
-    try:
-        text = resource.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            f"bundled popular-names file {resource}: cannot read it: {exc}",
-            hint="reinstall safepip, or set `popular-names` to a file of your own",
-        ) from exc
-    return TyposquatIndex(_parse_names(text, str(resource)))
+    """Load the bundled rankings once per process."""
+    return TyposquatIndex.from_rankings(bundled_rankings())
