@@ -161,9 +161,13 @@ def stand_ins(argv: list[str], folder: Path) -> None:
                 path.write_text(FILES[kind])
 
 
-def run_line(row: dict[str, str], project: Path, capsys: pytest.CaptureFixture[str]) -> Outcome:
+def run_line(
+    row: dict[str, str], project: Path, capsys: pytest.CaptureFixture[str], number: int
+) -> Outcome:
     argv = [localised(w, project / "root", project / "offline") for w in pip_argv(row["line"])]
     stand_ins(argv, project)
+    # Each line runs as on a machine of its own: no wheel cache filled by an earlier line.
+    os.environ["XDG_CACHE_HOME"] = str(project / "cache" / str(number))
     code = main([*argv, "--dry-run"])
     captured = capsys.readouterr()
     out, err = captured.out, captured.err
@@ -182,7 +186,7 @@ def test_real_pip_install_lines_behave_as_users_expect(
     world: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert len(LINES) >= 100 and all(row["repo"] and row["path"] for row in LINES)
-    outcomes = [run_line(row, world, capsys) for row in LINES]
+    outcomes = [run_line(row, world, capsys, number) for number, row in enumerate(LINES)]
     report = os.environ.get("REAL_LINES_REPORT")
     if report:
         Path(report).write_text(
