@@ -145,6 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--python", metavar="PATH", help="install into this interpreter")
     install.add_argument("--target", type=Path, metavar="DIR", help="install into this folder")
     install.add_argument("--dry-run", action="store_true", help="vet and report only")
+    install.add_argument(
+        "--installer",
+        choices=("pip", "uv"),
+        help="what installs the vetted wheels (default: the installer setting, else pip)",
+    )
+    install.add_argument(
+        "--no-compile", action="store_true", help="do not byte-compile what was installed"
+    )
 
     check = commands.add_parser("check", parents=[common], help="lock-file verdict for CI")
     check.add_argument("files", nargs="*", type=Path, metavar="FILE")
@@ -198,6 +206,7 @@ def _config(args: argparse.Namespace, environ: dict[str, str]) -> Config:
         "trusted-keys": args.trusted_key,
         "key-files": args.key_file,
         "index-url": args.index_url,
+        "installer": getattr(args, "installer", None),
     }
     return load(
         cwd=Path.cwd(),
@@ -596,8 +605,9 @@ def _install(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     import shutil  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
 
-    from safepip import bytecode, pip, target, vet  # noqa: PLC0415
+    from safepip import bytecode, target, vet  # noqa: PLC0415
 
+    install_wheels = _installer(cfg)  # a missing uv is a usage error before anything is fetched
     staging = Path(tempfile.mkdtemp(prefix="safepip-"))  # mkdtemp makes it 0700
     try:
         trusted, artifacts, rejections = _vet(args, cfg, out, staging)
@@ -611,14 +621,17 @@ def _install(args: argparse.Namespace, cfg: Config, out: Output) -> int:
             return 0
         generated = staging / "vetted.txt"
         generated.write_text(vet.requirements_text(artifacts), encoding="utf-8")
-        out.info(f"all {len(artifacts)} wheel(s) vetted; pip installs them with --require-hashes")
+        out.info(
+            f"all {len(artifacts)} wheel(s) vetted; {cfg.installer} installs them "
+            "with --require-hashes"
+        )
         # Asked before pip installs: the compile step then runs without `site`, so that no .pth
         # file or sitecustomize of the packages installed runs (pip never runs them either).
         layout = bytecode.target_layout(
             args.python, args.target, environ=dict(os.environ), log=out.debug
         )
         if args.target is None:
-            pip.install(
+            install_wheels(
                 staging / "wheels",
                 generated,
                 python_target=args.python,
@@ -629,7 +642,7 @@ def _install(args: argparse.Namespace, cfg: Config, out: Output) -> int:
         else:
             # pip installs into an empty folder inside the target, then safepip merges it in.
             with target.staging(args.target) as place:
-                pip.install(
+                install_wheels(
                     staging / "wheels",
                     generated,
                     python_target=args.python,
@@ -642,13 +655,14 @@ def _install(args: argparse.Namespace, cfg: Config, out: Output) -> int:
                 out.warn(warning)
             for old in merged.old_versions:
                 out.info(f"removed {old} and the files its RECORD names from {args.target}")
-        compiled = bytecode.compile_installed(
-            [staging / "wheels" / a.filename for a in artifacts],
-            layout,
-            environ=dict(os.environ),
-            log=out.debug,
-        )
-        out.debug(f"byte-compiled {compiled.compiled} of {compiled.sources} .py file(s)")
+        if not args.no_compile:
+            compiled = bytecode.compile_installed(
+                [staging / "wheels" / a.filename for a in artifacts],
+                layout,
+                environ=dict(os.environ),
+                log=out.debug,
+            )
+            out.debug(f"byte-compiled {compiled.compiled} of {compiled.sources} .py file(s)")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     _commit(trusted, out)
@@ -658,6 +672,23 @@ def _install(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     )
     out.emit_json(_vet_document(trusted, artifacts, [], 0))
     return 0
+
+
+def _installer(cfg: Config) -> Callable[..., None]:
+    """``pip.install`` or ``uv.install`` (same signature), as ``installer`` says.
+
+    Raises:
+        UsageError: installer is uv and the optional extra safepip[uv] is not installed.
+    """
+    if cfg.installer == "uv":
+        import functools  # noqa: PLC0415
+
+        from safepip import uv  # noqa: PLC0415
+
+        return functools.partial(uv.install, uv_binary=uv.find_uv())
+    from safepip import pip  # noqa: PLC0415
+
+    return pip.install
 
 
 def _check(args: argparse.Namespace, cfg: Config, out: Output) -> int:
