@@ -9,8 +9,15 @@ Storage: ``$XDG_CACHE_HOME/safepip/lists/`` (or ``~/.cache/safepip/lists/``), di
 (:func:`safepip.location.canonical`), holding the list's and signature's bytes together so that
 they are replaced as a pair, atomically (temporary file, fsync, rename)::
 
-    {"version": 1, "list": "https://…", "stored": "2026-11-30T01:00:00+00:00",
-     "data": "<base64>", "signature": "<base64>"}
+    {"version": 2, "list": "https://…", "stored": "2026-11-30T01:00:00+00:00",
+     "data": "<base64>", "signature": "<base64>",
+     "validators": {"list": {"etag": "\"5f…\"", "last-modified": "Mon, 30 Nov 2026 …"},
+                    "signature": {"etag": null, "last-modified": null}}}
+
+The validators are what the server sent with those bytes (``ETag``, ``Last-Modified``): the next
+fetch sends them back (``If-None-Match``, ``If-Modified-Since``), and on a 304 the stored bytes
+are verified in full, exactly as fetched ones, so a 304 saves the transfer and never a check.
+Version 1 files (no validators) are still read.
 
 A copy is written only after a command that used the list succeeded (a refused run changes no
 cache). A symlinked, foreign-owned or group/other-writable cache, or a file that is not exactly
@@ -29,15 +36,17 @@ import pwd
 import secrets
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Final
 
 from safepip.errors import FetchError
+from safepip.fetch import Validators
 
-FORMAT_VERSION: Final = 1
-_KEYS: Final = frozenset({"version", "list", "stored", "data", "signature"})
+FORMAT_VERSION: Final = 2
+_KEYS_V1: Final = frozenset({"version", "list", "stored", "data", "signature"})
+_KEYS: Final = _KEYS_V1 | {"validators"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,8 @@ class CachedList:
     data: bytes
     signature: bytes
     stored: datetime
+    list_validators: Validators = field(default_factory=Validators)
+    signature_validators: Validators = field(default_factory=Validators)
 
 
 def default_cache_dir(environ: Mapping[str, str]) -> Path:
@@ -115,7 +126,8 @@ class ListCache:
             obj = json.loads(raw.decode("ascii"))
         except (UnicodeDecodeError, ValueError) as exc:
             raise self._bad(path, "not valid JSON") from exc
-        if not isinstance(obj, dict) or set(obj) != _KEYS or obj["version"] != FORMAT_VERSION:
+        shapes: dict[object, frozenset[str]] = {1: _KEYS_V1, FORMAT_VERSION: _KEYS}
+        if not isinstance(obj, dict) or shapes.get(obj.get("version")) != frozenset(obj):
             raise self._bad(path, "not a cached list of this safepip")
         if obj["list"] != list_id:
             raise self._bad(path, "it holds another list than its name says")
@@ -127,10 +139,41 @@ class ListCache:
             raise self._bad(path, "a field is malformed") from exc
         if stored.tzinfo is None:
             raise self._bad(path, "its time has no time zone")
-        return CachedList(list_id, data, signature, stored)
+        found = obj.get("validators", {"list": {}, "signature": {}})
+        if not isinstance(found, dict) or set(found) != {"list", "signature"}:
+            raise self._bad(path, "its validators are malformed")
+        return CachedList(
+            list_id,
+            data,
+            signature,
+            stored,
+            self._validators(found["list"], path),
+            self._validators(found["signature"], path),
+        )
 
-    def store(self, list_id: str, data: bytes, signature: bytes, *, now: datetime) -> None:
-        """Keep ``data`` and ``signature`` (just verified) as the copy of ``list_id``, atomically.
+    def _validators(self, raw: object, path: Path) -> Validators:
+        if not isinstance(raw, dict) or not set(raw) <= {"etag", "last-modified"}:
+            raise self._bad(path, "its validators are malformed")
+        etag, modified = raw.get("etag"), raw.get("last-modified")
+        if not all(v is None or isinstance(v, str) for v in (etag, modified)):
+            raise self._bad(path, "its validators are malformed")
+        validators = Validators.from_headers(etag, modified)
+        if (validators.etag, validators.last_modified) != (etag, modified):
+            raise self._bad(path, "its validators are malformed")
+        return validators
+
+    def store(
+        self,
+        list_id: str,
+        data: bytes,
+        signature: bytes,
+        *,
+        now: datetime,
+        list_validators: Validators = Validators(),  # noqa: B008 (frozen)
+        signature_validators: Validators = Validators(),  # noqa: B008 (frozen)
+    ) -> None:
+        """Keep ``data`` and ``signature`` (just verified) as the copy of ``list_id``, atomically,
+        with the validators the server sent with each.
 
         Raises :class:`OSError` when the cache cannot be written, :class:`FetchError` when it is
         unsafe; the caller decides whether that matters (it never does for the run's result).
@@ -146,6 +189,10 @@ class ListCache:
             "stored": now.isoformat(),
             "data": base64.b64encode(data).decode("ascii"),
             "signature": base64.b64encode(signature).decode("ascii"),
+            "validators": {
+                "list": _validators_json(list_validators),
+                "signature": _validators_json(signature_validators),
+            },
         }
         body = json.dumps(record, sort_keys=True).encode("ascii")
         path = self.path(list_id)
@@ -183,3 +230,7 @@ class ListCache:
             hint="the cache is only a copy: remove that file once you have looked at it, and run "
             "safepip again when the list's server can be reached",
         )
+
+
+def _validators_json(validators: Validators) -> dict[str, str | None]:
+    return {"etag": validators.etag, "last-modified": validators.last_modified}

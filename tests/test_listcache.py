@@ -209,3 +209,32 @@ def test_a_cache_that_cannot_be_written_costs_only_a_warning(
     assert "ok: 1 requirement(s)" in out
     assert "warning: cannot keep a copy of the list for offline use" in err
     assert (tmp_path / "state").exists()  # the serial was recorded all the same
+
+
+def test_validators_are_kept_with_the_pair_and_version_1_files_still_read(tmp_path: Path) -> None:
+    from safepip.fetch import Validators
+
+    cache = ListCache(tmp_path / "cache")
+    now = datetime.now(tz=timezone.utc)
+    tags = Validators('"abc"', "Mon, 30 Nov 2026 01:00:00 GMT"), Validators(etag='W/"sig"')
+    cache.store("https://example.org/x", b"list", b"sig", now=now,
+                list_validators=tags[0], signature_validators=tags[1])  # fmt: skip
+    copy = cache.load("https://example.org/x", max_bytes=100)
+    assert copy is not None
+    assert (copy.list_validators, copy.signature_validators) == tags
+    path = cache.path("https://example.org/x")
+    record = json.loads(path.read_text())
+    old = {k: v for k, v in record.items() if k != "validators"} | {"version": 1}
+    path.write_text(json.dumps(old))
+    copy = cache.load("https://example.org/x", max_bytes=100)
+    assert copy is not None and copy.data == b"list"
+    assert copy.list_validators == Validators() == copy.signature_validators
+    for bad in ({"list": {"etag": "a\r\nX-Evil: 1"}, "signature": {}},
+                {"list": {"etag": 5}, "signature": {}}, {"list": {}},
+                {"list": {"other": "x"}, "signature": {}}):  # fmt: skip
+        path.write_text(json.dumps(record | {"validators": bad}))
+        with pytest.raises(FetchError, match="validators are malformed"):
+            cache.load("https://example.org/x", max_bytes=100)
+    path.write_text(json.dumps(old | {"version": 2}))
+    with pytest.raises(FetchError, match="not a cached list of this safepip"):
+        cache.load("https://example.org/x", max_bytes=100)
