@@ -274,7 +274,7 @@ def _verify(args: argparse.Namespace, cfg: Config, out: Output) -> int:
         vet.judge_remaining(trusted, now=now, min_days=args.min_remaining)
     parsed = trusted.hashlist
     header = parsed.header
-    wheels = len(parsed.wheels())
+    wheels = parsed.wheel_count
     _commit(trusted, out)  # recorded before the verdict is shown: one verdict, one document
     out.result(
         "\n".join(
@@ -284,8 +284,7 @@ def _verify(args: argparse.Namespace, cfg: Config, out: Output) -> int:
                 f"issued:   {header.issued.isoformat() if header.issued else '-'}",
                 f"expires:  {header.expires.isoformat() if header.expires else '-'}",
                 f"signers:  {', '.join(trusted.verification.signers)}",
-                f"entries:  {len(parsed.entries)} ({wheels} wheels, "
-                f"{len(parsed.entries) - wheels} sdists)",
+                f"entries:  {parsed.count} ({wheels} wheels, {parsed.count - wheels} sdists)",
             ]
         )
     )
@@ -293,7 +292,7 @@ def _verify(args: argparse.Namespace, cfg: Config, out: Output) -> int:
         {
             "version": 1,
             "list": _list_json(trusted),
-            "entries": len(parsed.entries),
+            "entries": parsed.count,
             "wheels": wheels,
             "exit_code": 0,
         }

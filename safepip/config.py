@@ -34,7 +34,8 @@ TyposquatMode = Literal["block", "warn", "off"]
 Installer = Literal["pip", "uv"]
 INSTALLERS: Final = ("pip", "uv")
 
-DEFAULT_MAX_LIST_BYTES: Final = 8 * 1024 * 1024
+#: 16 MiB: a list of 100,000 wheels is about 9.9 MB, and must fit the defaults (issue #10).
+DEFAULT_MAX_LIST_BYTES: Final = 16 * 1024 * 1024
 MAX_CONFIG_BYTES: Final = 1024 * 1024  # a pyproject.toml is a few KiB; more is not a config
 #: The most ``max-validity-days`` (and ``publish --expires``) may say: 100 years is no expiry
 #: worth the name already, and dates much further away overflow ``datetime``.

@@ -22,13 +22,13 @@ from safepip.errors import FetchError, FreshnessError
 from safepip.fetch import Validators
 from safepip.listcache import CachedList, ListCache
 from safepip.policy import Rejection
-from safepip.requirements import RequirementLine
 from safepip.state import TrustState, judge_serial
 
 # `check` and `verify` never download: what only `install` and `lock` need (a thread pool, the
 # index page parser, wheel reading, pip) is imported where it is used, keeping their start fast.
 if TYPE_CHECKING:
     from safepip.interpreter import TargetEnvironment
+    from safepip.requirements import RequirementLine
     from safepip.wheel import WheelMetadata
 
 #: The whole fetch of the list, and of its signature, must finish within this many seconds.

@@ -7,6 +7,7 @@ list would be.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import stat
@@ -78,7 +79,9 @@ def test_check_falls_back_to_the_last_verified_list(
     assert stat.S_IMODE(cache.stat().st_mode) == 0o700
     assert stat.S_IMODE((cache / "lists").stat().st_mode) == 0o700
     assert stat.S_IMODE(record.stat().st_mode) & 0o077 == 0
-    assert json.loads(record.read_bytes())["list"] == url
+    head, _, payload = record.read_bytes().partition(b"\n")
+    assert json.loads(head)["list"] == url
+    assert payload == site.list_path.read_bytes() + site.signature_path.read_bytes()
     # The server is gone: check still works, from the cache, and says so.
     code, out, err = run(capsys, "check", *flags, str(lock_file(site, tmp_path)))
     assert code == 0, err
@@ -223,18 +226,28 @@ def test_validators_are_kept_with_the_pair_and_version_1_files_still_read(tmp_pa
     assert copy is not None
     assert (copy.list_validators, copy.signature_validators) == tags
     path = cache.path("https://example.org/x")
-    record = json.loads(path.read_text())
+    head, _, payload = path.read_bytes().partition(b"\n")
+    record = json.loads(head)
+    assert (record["data"], record["signature"], payload) == (4, 3, b"listsig")
     old = {k: v for k, v in record.items() if k != "validators"} | {"version": 1}
+    old |= {"data": base64.b64encode(b"list").decode(), "signature": "c2ln"}
     path.write_text(json.dumps(old))
     copy = cache.load("https://example.org/x", max_bytes=100)
-    assert copy is not None and copy.data == b"list"
+    assert copy is not None and (copy.data, copy.signature) == (b"list", b"sig")
     assert copy.list_validators == Validators() == copy.signature_validators
     for bad in ({"list": {"etag": "a\r\nX-Evil: 1"}, "signature": {}},
                 {"list": {"etag": 5}, "signature": {}}, {"list": {}},
                 {"list": {"other": "x"}, "signature": {}}):  # fmt: skip
-        path.write_text(json.dumps(record | {"validators": bad}))
+        path.write_bytes(json.dumps(record | {"validators": bad}).encode() + b"\n" + payload)
         with pytest.raises(FetchError, match="validators are malformed"):
             cache.load("https://example.org/x", max_bytes=100)
+    for wrong in ({"version": 3}, {"data": 5}, {"data": True}, {"data": "4"}, {"data": -1}):
+        path.write_bytes(json.dumps(record | wrong).encode() + b"\n" + payload)
+        with pytest.raises(FetchError, match=r"a field is malformed|not a cached list"):
+            cache.load("https://example.org/x", max_bytes=100)
+    path.write_bytes(json.dumps(old).encode() + b"\n" + payload)  # v1 with bytes after it
+    with pytest.raises(FetchError, match="a field is malformed"):
+        cache.load("https://example.org/x", max_bytes=100)
     path.write_text(json.dumps(old | {"version": 2}))
     with pytest.raises(FetchError, match="not a cached list of this safepip"):
         cache.load("https://example.org/x", max_bytes=100)
