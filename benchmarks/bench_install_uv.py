@@ -2,7 +2,9 @@
 
 What it measures
     The closure and the loopback index of ``bench_install.py`` (55 wheels, 39 MB, downloaded
-    once into ``--cache``, published under a throwaway key, served on 127.0.0.1), and
+    once into ``--cache``, published under a throwaway key, served on 127.0.0.1 by a real nginx
+    (``tests/nginx.py``; ``--server python`` for tests/server.py, whose small listen backlog
+    makes uv's 50 parallel connections retry with back-off: 6-48 s a run), and
     ``locked.txt`` pinning every wheel with its sha256. Each round (``--rounds``, default 3)
     makes a fresh venv per variant (``python -m venv``, untimed) and times, in an order that
     rotates from round to round:
@@ -10,10 +12,15 @@ What it measures
     pip                 ``venv/bin/python -m pip install --isolated --no-cache-dir
                         --require-hashes --index-url …/simple/ -r locked.txt`` (byte-compiles)
     pip --no-compile    the same with ``--no-compile``
-    uv                  bare ``uv pip install --no-config --require-hashes --index-url …/simple/
-                        --python venv/bin/python --compile-bytecode -r locked.txt`` with an
-                        empty ``--cache-dir`` of its own (cold), every ``UV_*`` variable removed:
-                        pip's end state (byte-compiled), the same work
+    uv                  bare ``uv pip install --no-config --require-hashes --no-deps --index-url
+                        …/simple/ --python venv/bin/python --compile-bytecode -r locked.txt``
+                        with an empty ``--cache-dir`` of its own (cold), every ``UV_*`` variable
+                        removed: pip's end state (byte-compiled), the same work. ``--no-deps``
+                        because safepip does not resolve a full lock either (it checks the
+                        closure from the METADATA of the wheels it downloaded): without it, uv
+                        resolves against the static index, which has no PEP 658 metadata and
+                        no range requests, so it downloads every wheel twice (165 requests,
+                        10.8 s on this machine: ``--uv-resolves`` times that instead)
     uv --no-compile     the same without ``--compile-bytecode`` (uv's default)
     safepip uv          ``python -m safepip install --installer uv --python venv/bin/python
                         -r locked.txt`` (fetch and verify the list, download and hash every
@@ -61,6 +68,7 @@ from bench_install import (
 )
 
 from safepip import uv as safepip_uv
+from tests.nginx import Nginx
 
 TARGETS = {
     "safepip uv / pip": 0.5,
@@ -69,6 +77,13 @@ TARGETS = {
     "safepip uv --no-compile / uv --no-compile": 1.2,
 }
 Variant = Callable[[Path, Path], tuple[list[str], dict[str, str]]]
+
+
+def requests(server: Nginx | LoopbackServer) -> list[str]:
+    """The paths the server was asked for, in order."""
+    if isinstance(server, Nginx):
+        return [path for path, _, _, _ in server.requests()]
+    return server.requests
 
 
 def uv_env() -> dict[str, str]:
@@ -81,6 +96,8 @@ def main() -> None:  # noqa: PLR0915 (one linear script: set-up, rounds, report)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--warm", action="store_true", help="also time a second, warm install")
+    parser.add_argument("--uv-resolves", action="store_true", help="bare uv without --no-deps")
+    parser.add_argument("--server", choices=("nginx", "python"), default="nginx")
     args = parser.parse_args()
 
     uv_binary = safepip_uv.find_uv()
@@ -95,7 +112,7 @@ def main() -> None:  # noqa: PLR0915 (one linear script: set-up, rounds, report)
         client.mkdir()
         lock = client / "locked.txt"
         pins = write_lock(wheels, lock)
-        with LoopbackServer(site) as server:
+        with Nginx(site) if args.server == "nginx" else LoopbackServer(site) as server:
             config = write_client_config(
                 client / "safepip.toml", list_url=server.url + "sha256sums.txt", key=key
             )
@@ -108,6 +125,7 @@ def main() -> None:  # noqa: PLR0915 (one linear script: set-up, rounds, report)
 
             def bare_uv(python: Path, cache: Path, *extra: str) -> tuple[list[str], dict[str, str]]:
                 argv = [uv_binary, "pip", "install", "--no-config", "--require-hashes"]
+                argv += [] if args.uv_resolves else ["--no-deps"]
                 argv += ["--index-url", index, "--python", str(python)]
                 argv += ["--cache-dir", str(cache / "uv"), *extra, "-r", str(lock)]
                 return argv, uv_env()
@@ -145,11 +163,11 @@ def main() -> None:  # noqa: PLR0915 (one linear script: set-up, rounds, report)
                     timings.append(f"{name} {seconds:.2f}s")
                     if args.warm and name in warm:
                         again = make_venv(root / f"venv-{i}-warm")
-                        before = len(server.requests)
+                        before = len(requests(server))
                         argv, env = variants[name](again, cache)
                         seconds, _ = run(argv, env=env, cwd=client)
                         check_installed(again, pins)
-                        fetched = [r for r in server.requests[before:] if r.endswith(".whl")]
+                        fetched = [r for r in requests(server)[before:] if r.endswith(".whl")]
                         warm[name].append(seconds)
                         warm_requests[name].append(len(fetched))
                         timings.append(f"{name} warm {seconds:.2f}s ({len(fetched)} wheels)")
@@ -157,7 +175,7 @@ def main() -> None:  # noqa: PLR0915 (one linear script: set-up, rounds, report)
                     shutil.rmtree(root / f"venv-{i}")
                     shutil.rmtree(cache, ignore_errors=True)
                 print(f"round {number + 1}/{args.rounds}: " + ", ".join(timings), flush=True)
-            assert not server.errors, server.errors
+            assert not getattr(server, "errors", []), server
 
     report(samples, warm, warm_requests, len(wheels), warm_wanted=args.warm)
 

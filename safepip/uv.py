@@ -11,8 +11,11 @@ This is the only module of safepip that runs uv. uv does exactly what pip does i
   uv can see are the wheels safepip downloaded and hashed;
 - ``--require-hashes`` with the generated ``name==version --hash=sha256:…`` file: uv hashes each
   wheel again as pip does, the second, independent check;
-- ``--no-cache``: uv reads no cache a previous run (or another user) could have filled; it
-  unpacks into a temporary folder of its own that it removes;
+- ``--cache-dir`` a private, empty folder (``mkdtemp``, mode 0700) beside safepip's wheel
+  folder, removed afterwards: uv reads no cache a previous run (or another user) could have
+  filled. Not ``--no-cache``: uv then unpacks into the system's temporary folder and copies from
+  there, three to ten times slower (measured: 1.1-3.8 s against 0.38 s for the 55-wheel set);
+  the private folder sits on the staging folder's file system, so uv hard-links from it;
 - ``--reinstall``: an installed copy of the same version is replaced by the vetted wheel, as
   ``pip --force-reinstall`` does;
 - ``--target``: into safepip's empty staging folder, as for pip; the ``.lock`` file uv leaves
@@ -30,8 +33,10 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Final
@@ -104,8 +109,9 @@ def install(
     """Install exactly the wheels pinned (with hashes) in ``requirements_file`` from ``wheel_dir``.
 
     The same contract as :func:`safepip.pip.install`: no index, no network, no dependencies,
-    hashes required (uv re-hashes every wheel), wheels only, no cache, every wheel reinstalled,
-    no byte-compilation; ``target_dir`` is an empty staging folder. ``uv_binary`` defaults to
+    hashes required (uv re-hashes every wheel), wheels only, no cache but a private empty one
+    made beside ``wheel_dir`` and removed, every wheel reinstalled, no byte-compilation;
+    ``target_dir`` is an empty staging folder. ``uv_binary`` defaults to
     :func:`find_uv`.
 
     Raises:
@@ -131,7 +137,6 @@ def install(
         "--no-deps",
         "--no-build",
         "--require-hashes",
-        "--no-cache",
         "--reinstall",
         "--no-python-downloads",
         "--color",
@@ -142,7 +147,13 @@ def install(
     if target_dir is not None:
         argv += ["--target", str(Path(target_dir).absolute())]
     argv += ["-r", str(Path(requirements_file).absolute())]
-    returncode, output = _run(argv, env=uv_environment(environ), log=log)
+    cache = Path(tempfile.mkdtemp(prefix="uv-cache-", dir=Path(wheel_dir).absolute().parent))
+    try:
+        returncode, output = _run(
+            [*argv, "--cache-dir", str(cache)], env=uv_environment(environ), log=log
+        )
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
     if returncode != 0:
         raise PipError(
             f"uv failed to install the vetted wheels: {_summary(output)}",

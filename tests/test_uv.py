@@ -43,8 +43,14 @@ def test_uv_installs_the_pinned_wheels_into_a_venv(tmp_path: Path) -> None:
     python = venv(tmp_path / "venv")
     wheel = make_wheel(tmp_path / "wheels", "gamma", "0.1")
     req = pinned(tmp_path / "vetted.txt", f"gamma==0.1 --hash=sha256:{sha256_of(wheel)}")
-    uv.install(wheel.parent, req, python_target=python, target_dir=None, environ={"PATH": ""})
+    log: list[str] = []
+    uv.install(wheel.parent, req, python_target=python, target_dir=None, environ={"PATH": ""},
+               log=log.append)  # fmt: skip
     assert {"gamma", "gamma-0.1.dist-info"} <= site_packages(python)
+    assert "--cache-dir" in log[0] and "--offline" in log[0] and "--no-config" in log[0]
+    # uv's private, empty cache was made beside the wheel folder and is gone again.
+    assert str(tmp_path / "uv-cache-") in log[0]
+    assert not list(tmp_path.glob("uv-cache-*"))
 
 
 def test_uv_re_hashes_and_refuses_a_wheel_changed_after_vetting(tmp_path: Path) -> None:
