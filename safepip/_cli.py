@@ -250,6 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--dry-run", action="store_true", help="vet and report only")
     _pip_install_flags(install)
     _cache_flags(install, no_cache_dir=False)  # --no-cache-dir is among pip's flags above
+    install.add_argument(
+        "--installer",
+        choices=("pip", "uv"),
+        help="what installs the vetted wheels (default: the installer setting, else pip)",
+    )
 
     audit = commands.add_parser(
         "audit",
@@ -379,6 +384,7 @@ def _config(args: argparse.Namespace, environ: dict[str, str]) -> Config:
         # For install and lock, -i / --index-url is a source taking the configured index's
         # place (pip's meaning); the configured index stays the last one tried.
         "index-url": None if args.command in ("install", "lock") else args.index_url,
+        "installer": getattr(args, "installer", None),
     }
     return load(
         cwd=Path.cwd(),
@@ -432,7 +438,7 @@ def _verify(args: argparse.Namespace, cfg: Config, out: Output) -> int:
         vet.judge_remaining(trusted, now=now, min_days=args.min_remaining)
     parsed = trusted.hashlist
     header = parsed.header
-    wheels = len(parsed.wheels())
+    wheels = parsed.wheel_count
     install.commit(trusted, out)  # recorded before the verdict is shown: one verdict, one document
     out.result(
         "\n".join(
@@ -442,8 +448,7 @@ def _verify(args: argparse.Namespace, cfg: Config, out: Output) -> int:
                 f"issued:   {header.issued.isoformat() if header.issued else '-'}",
                 f"expires:  {header.expires.isoformat() if header.expires else '-'}",
                 f"signers:  {', '.join(trusted.verification.signers)}",
-                f"entries:  {len(parsed.entries)} ({wheels} wheels, "
-                f"{len(parsed.entries) - wheels} sdists)",
+                f"entries:  {parsed.count} ({wheels} wheels, {parsed.count - wheels} sdists)",
             ]
         )
     )
@@ -451,7 +456,7 @@ def _verify(args: argparse.Namespace, cfg: Config, out: Output) -> int:
         {
             "version": 1,
             "list": _list_json(trusted),
-            "entries": len(parsed.entries),
+            "entries": parsed.count,
             "wheels": wheels,
             "exit_code": 0,
         }

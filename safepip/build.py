@@ -92,7 +92,7 @@ class Wanted:
 class Pool:
     """The hash-checked build-dependency wheels for this interpreter: their list and folder."""
 
-    listed: HashList
+    listed: HashList | resolve.Entries
     folder: Path
 
     def path(self, entry: Entry) -> Path:
@@ -278,17 +278,9 @@ def fetch_pool(
     return Pool(hashlist.parse(text.encode("ascii"), require_freshness=False), folder)
 
 
-def empty_list() -> HashList:
-    """A list with no entries (the parser refuses one: an empty list is an error there)."""
-    return HashList(
-        header=hashlist.Header(),
-        entries=(),
-        sha256="",
-        legacy=True,
-        _by_filename={},
-        _by_name={},
-        _by_sha256={},
-    )
+def empty_list() -> resolve.Entries:
+    """A pool with no entries (the list parser refuses one: an empty list is an error there)."""
+    return resolve.Entries()
 
 
 def _sdist_of(filename: str) -> tuple[str, Version] | None:
@@ -347,7 +339,7 @@ def pool_context(
 
 
 def choose_from(
-    listed: HashList,
+    listed: resolve.Catalog,
     path: Callable[[Entry], Path],
     needs: Sequence[resolve.Need],
     origin: str,

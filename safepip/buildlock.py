@@ -15,12 +15,14 @@ downloaded only once the resolver looks at it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from safepip import build, hashlist, resolve, sandbox
+from packaging.utils import canonicalize_name
+
+from safepip import build, resolve, sandbox
 from safepip.errors import NotFoundError
-from safepip.hashlist import Entry, HashList
+from safepip.hashlist import Entry
 from safepip.interpreter import TargetEnvironment, best_wheel
 
 __all__ = ["lock"]
@@ -40,15 +42,7 @@ class _Index:
         self._target = target
         self._urls: dict[str, str] = {}
         self.digests: dict[str, str] = {}
-        self.listed = HashList(
-            header=hashlist.Header(),
-            entries=(),
-            sha256="",
-            legacy=True,
-            _by_filename={},
-            _by_name=_Pages(self.entries),
-            _by_sha256={},
-        )
+        self.listed = _Pages(self.entries)
 
     def entries(self, name: str) -> tuple[Entry, ...]:
         """The best-fitting wheel of each version of ``name`` the index offers."""
@@ -84,23 +78,18 @@ class _Index:
         return self.digests[entry.filename]
 
 
-class _Pages(Mapping[str, tuple[Entry, ...]]):
-    """``name → entries``, each project read once, when first asked for."""
+class _Pages:
+    """A :class:`resolve.Catalog` whose projects are each read once, when first asked for."""
 
     def __init__(self, read: Callable[[str], tuple[Entry, ...]]) -> None:
         self._read = read
         self._read_already: dict[str, tuple[Entry, ...]] = {}
 
-    def __getitem__(self, name: str) -> tuple[Entry, ...]:
-        if name not in self._read_already:
-            self._read_already[name] = self._read(name)
-        return self._read_already[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._read_already)
-
-    def __len__(self) -> int:
-        return len(self._read_already)
+    def for_project(self, name: str) -> tuple[Entry, ...]:
+        wanted = canonicalize_name(name)
+        if wanted not in self._read_already:
+            self._read_already[wanted] = self._read(wanted)
+        return self._read_already[wanted]
 
 
 def lock(

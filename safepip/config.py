@@ -30,8 +30,12 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 TyposquatMode = Literal["block", "warn", "off"]
+#: What installs the vetted wheels: pip (always there), or uv (the optional extra safepip[uv]).
+Installer = Literal["pip", "uv"]
+INSTALLERS: Final = ("pip", "uv")
 
-DEFAULT_MAX_LIST_BYTES: Final = 8 * 1024 * 1024
+#: 16 MiB: a list of 100,000 wheels is about 9.9 MB, and must fit the defaults (issue #10).
+DEFAULT_MAX_LIST_BYTES: Final = 16 * 1024 * 1024
 MAX_CONFIG_BYTES: Final = 1024 * 1024  # a pyproject.toml is a few KiB; more is not a config
 #: The most ``max-validity-days`` (and ``publish --expires``) may say: 100 years is no expiry
 #: worth the name already, and dates much further away overflow ``datetime``.
@@ -61,6 +65,7 @@ _KEYS: Final = (
     "cert",
     "popular-names",
     "warn-expiry-days",
+    "installer",
 )
 
 
@@ -83,6 +88,7 @@ class Config:
     cert: str | None = None
     popular_names: Path | None = None
     warn_expiry_days: int = 7
+    installer: Installer = "pip"
     base_dir: Path = field(default_factory=Path.cwd)
     source: str = "defaults"
     #: https_proxy / no_proxy of the environment, for safepip's own fetches (DESIGN.md §3).
@@ -373,6 +379,11 @@ def _convert(key: str, value: object, where: str, base: Path) -> object:
         return tuple(items)
     if key == "typosquat" and value not in ("block", "warn", "off"):
         raise ConfigError(f"{where}: typosquat must be block, warn or off, not {value!r}")
+    if key == "installer" and value not in INSTALLERS:
+        raise ConfigError(
+            f"{where}: installer must be pip or uv, not {value!r}",
+            hint="installer = \"uv\" needs the optional extra: pip install 'safepip[uv]'",
+        )
     if not isinstance(value, str):
         raise ConfigError(f"{where}: {key} must be a string")
     if key in _PATH_KEYS:

@@ -45,6 +45,7 @@ import hashlib
 import io
 import ipaddress
 import os
+import re
 import select
 import socket
 import stat
@@ -379,6 +380,118 @@ def fetch_bytes(
     TLS or file error; :class:`~safepip.errors.ConfigError` when ``cafile`` cannot be opened or is
     not a regular file.
     """
+    answer = fetch_if_changed(
+        source,
+        validators=Validators(),
+        base_dir=base_dir,
+        max_bytes=max_bytes,
+        timeout=timeout,
+        cafile=cafile,
+        proxies=proxies,
+        cancel=cancel,
+    )
+    return answer.data or b""
+
+
+#: The longest validator kept: real ETags are quoted hashes, Last-Modified an HTTP date.
+MAX_VALIDATOR_CHARS: Final = 256
+_VALIDATOR = re.compile(r"[\x21-\x7e][\x20-\x7e]*\Z")
+
+
+@dataclass(frozen=True)
+class Validators:
+    """What an HTTP server said identifies the version of a file it served (RFC 9110 §8.8).
+
+    Only well-formed values are kept (printable ASCII, at most :data:`MAX_VALIDATOR_CHARS`): they
+    are sent back verbatim in ``If-None-Match`` / ``If-Modified-Since``, so a hostile server
+    cannot smuggle a line break into a later request.
+    """
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+    @classmethod
+    def from_headers(
+        cls, etag: str | None, last_modified: str | None, date: str | None = None
+    ) -> Validators:
+        """The validators of a response; a malformed header is dropped, never repaired.
+
+        With ``date`` (the response's ``Date``, ``""`` when absent), none are kept when a
+        ``Last-Modified`` is not at least a second before it (RFC 9110 §8.8.2.2): a file served
+        in the second it was written may change again within that second and keep its
+        ``Last-Modified``, and the ETags of nginx and other static servers are made of that time
+        and the size, so a list replaced that quickly would be answered 304 for good. Without
+        such proof, the next fetch is simply unconditional.
+        """
+        if date is not None and last_modified is not None and not _settled(last_modified, date):
+            return cls()
+        return cls(_validator(etag), _validator(last_modified))
+
+    def present(self) -> bool:
+        """True when there is anything to send."""
+        return self.etag is not None or self.last_modified is not None
+
+
+def _settled(last_modified: str, date: str) -> bool:
+    """True when ``last_modified`` is an HTTP date at least one second before ``date``."""
+    from email.utils import parsedate_to_datetime  # noqa: PLC0415  (lazy: see the imports)
+
+    try:
+        modified, served = parsedate_to_datetime(last_modified), parsedate_to_datetime(date)
+        return (served - modified).total_seconds() >= 1
+    except (TypeError, ValueError, IndexError):
+        return False
+
+
+def _validator(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if len(value) > MAX_VALIDATOR_CHARS or not _VALIDATOR.match(value):
+        return None
+    return value
+
+
+@dataclass
+class _Exchange:
+    """One conditional request: the validators sent, and what the server answered."""
+
+    sent: Validators
+    not_modified: bool = False
+    received: Validators = field(default_factory=Validators)
+
+
+@dataclass(frozen=True)
+class Conditional:
+    """The answer to :func:`fetch_if_changed`.
+
+    ``data`` is ``None`` when the server said 304 Not Modified: the caller's stored copy is what
+    the server serves, and must be verified exactly as fresh bytes would be. ``validators`` are
+    the ones to store with the bytes (the ones sent, after a 304).
+    """
+
+    data: bytes | None
+    validators: Validators
+
+
+def fetch_if_changed(
+    source: str,
+    *,
+    validators: Validators,
+    base_dir: Path | None = None,
+    max_bytes: int,
+    timeout: float,
+    cafile: str | None = None,
+    proxies: Proxies | None = None,
+    cancel: Cancel | None = None,
+) -> Conditional:
+    """:func:`fetch_bytes`, sending ``If-None-Match`` / ``If-Modified-Since`` from ``validators``.
+
+    A 304 answer (only when something was sent) returns ``data=None``. A file or path is always
+    read (``data`` never ``None``, no validators). Every rule and error of :func:`fetch_bytes`
+    applies to a 200 answer; any other status is a :class:`FetchError` as there.
+    """
+    exchange = _Exchange(sent=validators)
     with contextlib.closing(
         _chunks(
             source,
@@ -388,9 +501,13 @@ def fetch_bytes(
             cafile=cafile,
             proxies=proxies,
             cancel=cancel,
+            exchange=exchange,
         )
     ) as chunks:
-        return b"".join(chunks)
+        data = b"".join(chunks)
+    if exchange.not_modified:
+        return Conditional(None, validators)
+    return Conditional(data, exchange.received)
 
 
 def download(
@@ -547,6 +664,7 @@ def _chunks(
     cafile: str | None,
     proxies: Proxies | None,
     cancel: Cancel | None,
+    exchange: _Exchange | None = None,
 ) -> _Chunks:
     """Yield the content of ``source`` in chunks of at most 64 KiB, enforcing every rule."""
     if not is_allowed_source(source):
@@ -564,7 +682,13 @@ def _chunks(
             path = base_dir / path
         return _file_chunks(path, max_bytes=max_bytes, clock=clock, timeout=timeout)
     return _http_chunks(
-        source, max_bytes=max_bytes, clock=clock, timeout=timeout, cafile=cafile, proxies=proxies
+        source,
+        max_bytes=max_bytes,
+        clock=clock,
+        timeout=timeout,
+        cafile=cafile,
+        proxies=proxies,
+        exchange=exchange,
     )
 
 
@@ -868,6 +992,7 @@ def _http_chunks(
     timeout: float,
     cafile: str | None,
     proxies: Proxies | None,
+    exchange: _Exchange | None = None,
 ) -> _Chunks:
     import http.client  # noqa: PLC0415  (lazy: see the imports)
 
@@ -888,13 +1013,23 @@ def _http_chunks(
         try:
             try:
                 # The response owns the socket once the server says it will close: close both.
-                with contextlib.closing(_request(connection, parts)) as response:
+                asked = exchange.sent if exchange is not None else Validators()
+                with contextlib.closing(_request(connection, parts, asked)) as response:
                     if response.status in _REDIRECT_STATUSES:
                         target = _redirect_target(current, response, redirects)
                         redirects += 1
                         current, parts = target, urlsplit(target)
                         continue
+                    if exchange is not None and response.status == 304 and asked.present():
+                        exchange.not_modified = True
+                        return
                     _check_response(current, response, max_bytes)
+                    if exchange is not None:
+                        exchange.received = Validators.from_headers(
+                            response.getheader("ETag"),
+                            response.getheader("Last-Modified"),
+                            response.getheader("Date") or "",
+                        )
                     yield from _body(current, response, max_bytes)
                     return
             except (_Cancelled, _ProxyFailure, OSError, http.client.HTTPException) as exc:
@@ -933,7 +1068,7 @@ def _as_fetch_error(exc: Exception, url: str, *, timeout: float, via: str) -> Fe
 
 
 def _request(
-    connection: http.client.HTTPConnection, parts: SplitResult
+    connection: http.client.HTTPConnection, parts: SplitResult, validators: Validators
 ) -> http.client.HTTPResponse:
     target = parts.path or "/"
     if parts.query:
@@ -943,6 +1078,10 @@ def _request(
     connection.putheader("User-Agent", USER_AGENT)
     connection.putheader("Accept", "*/*")
     connection.putheader("Connection", "close")
+    if validators.etag is not None:
+        connection.putheader("If-None-Match", validators.etag)
+    if validators.last_modified is not None:
+        connection.putheader("If-Modified-Since", validators.last_modified)
     connection.endheaders()
     return connection.getresponse()
 

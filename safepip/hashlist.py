@@ -15,13 +15,15 @@ list that two tools could read differently is a list an attacker can aim at one 
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import hashlib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Final, Literal, NamedTuple
+from operator import itemgetter
+from typing import Final, Literal, NamedTuple, Protocol
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -29,7 +31,7 @@ from packaging.version import InvalidVersion, Version
 from safepip.errors import FreshnessError, ListFormatError
 
 FORMAT: Final = 1
-DEFAULT_MAX_BYTES: Final = 8 * 1024 * 1024
+DEFAULT_MAX_BYTES: Final = 16 * 1024 * 1024  # as config.DEFAULT_MAX_LIST_BYTES
 #: Clocks of publisher and user differ a little; an ``issued`` this far ahead is still accepted.
 CLOCK_SKEW: Final = timedelta(minutes=5)
 
@@ -84,25 +86,52 @@ class Entry(NamedTuple):
     line: int
 
 
+class _Table(Protocol):
+    """Entries in list order and their indexes by filename and by hash."""
+
+    @property
+    def entries(self) -> list[Entry]: ...
+    @property
+    def by_filename(self) -> dict[str, Entry]: ...
+    @property
+    def by_hash(self) -> dict[str, Entry]: ...
+
+
 @dataclass(frozen=True)
 class HashList:
-    """A parsed list. ``sha256`` is the digest of the exact bytes parsed."""
+    """A parsed list. ``sha256`` is the digest of the exact bytes parsed.
+
+    Every check ran when it was parsed; the ``Entry`` objects and the indexes are only built on
+    first use (``verify`` needs none of them: 100,000 entries take longer to build than to check).
+    """
 
     header: Header
-    entries: tuple[Entry, ...]
     sha256: str
     legacy: bool
-    _by_filename: Mapping[str, Entry] = field(repr=False, compare=False)
-    _by_name: Mapping[str, tuple[Entry, ...]] = field(repr=False, compare=False)
-    _by_sha256: Mapping[str, Entry] = field(repr=False, compare=False)
+    #: How many entries, and how many of them are wheels.
+    count: int
+    wheel_count: int
+    _table: _Table = field(repr=False, compare=False)
+
+    @functools.cached_property
+    def entries(self) -> tuple[Entry, ...]:
+        """Every entry, in list order."""
+        return tuple(self._table.entries)
+
+    @functools.cached_property
+    def _by_name(self) -> Mapping[str, tuple[Entry, ...]]:
+        by_name: dict[str, list[Entry]] = {}
+        for entry in self._table.entries:
+            by_name.setdefault(entry.name, []).append(entry)
+        return {k: tuple(v) for k, v in by_name.items()}
 
     def get(self, filename: str) -> Entry | None:
         """The entry for exactly ``filename``, or ``None``."""
-        return self._by_filename.get(filename)
+        return self._table.by_filename.get(filename)
 
     def by_sha256(self, digest: str) -> Entry | None:
         """The entry whose hash is ``digest`` (lower-case hex), or ``None``."""
-        return self._by_sha256.get(digest)
+        return self._table.by_hash.get(digest)
 
     def for_project(self, name: str) -> tuple[Entry, ...]:
         """Every entry (wheels and sdists) whose canonical project name is ``name``."""
@@ -246,7 +275,7 @@ def _text(data: bytes, max_bytes: int) -> str:
     except UnicodeDecodeError as exc:
         where = data.count(b"\n", 0, exc.start) + 1
         raise ListFormatError("non-ASCII byte", line=where) from None
-    if not text.strip():
+    if not text or text.isspace():  # never .strip(): a copy of a 10 MB list to test it
         raise ListFormatError("the list is empty")
     return text
 
@@ -275,6 +304,14 @@ class _EntryTable:
         self.by_filename: dict[str, Entry] = {}
         self.by_hash: dict[str, Entry] = {}
         self._by_key: dict[str, Entry] = {}
+
+    @property
+    def count(self) -> int:
+        return len(self.entries)
+
+    @property
+    def wheel_count(self) -> int:
+        return sum(1 for e in self.entries if e.kind == "wheel")
 
     def add(self, digest: str, filename: str, number: int) -> None:
         """Add one entry.
@@ -330,6 +367,9 @@ def _no_cycle_collection() -> Iterator[None]:
     try:
         yield
     finally:
+        # What was just built lives as long as the command, and holds no cycle: moved out of
+        # the collector's reach, the next collection does not rescan the whole list once more.
+        gc.freeze()
         if was_enabled:
             gc.enable()
 
@@ -340,21 +380,15 @@ def _parse_text(text: str, data: bytes, require_freshness: bool) -> HashList:
     # whole text at once. Any doubt (an sdist, a comment, a bad or duplicate line) sends the list
     # to the line-by-line parser, which decides and names the line.
     header, table = _parse_wheels_at_once(text) or _parse_line_by_line(text)
-    entries = table.entries
-    if not entries:
+    if not table.count:
         raise ListFormatError("the list has no entries")
-    parsed_header = _parse_header(header, require_freshness)
-    by_name: dict[str, list[Entry]] = {}
-    for entry in entries:
-        by_name.setdefault(entry.name, []).append(entry)
     return HashList(
-        header=parsed_header,
-        entries=tuple(entries),
+        header=_parse_header(header, require_freshness),
         sha256=hashlib.sha256(data).hexdigest(),
         legacy=not header,
-        _by_filename=table.by_filename,
-        _by_name={k: tuple(v) for k, v in by_name.items()},
-        _by_sha256=table.by_hash,
+        count=table.count,
+        wheel_count=table.wheel_count,
+        _table=table,
     )
 
 
@@ -396,9 +430,43 @@ def _leading_header(text: str) -> tuple[_Headers, int] | None:
     return header, skipped
 
 
-def _parse_wheels_at_once(text: str) -> tuple[_Headers, _EntryTable] | None:
+class _WheelTable:
+    """The entries of a list that the fast path checked, built only when first asked for."""
+
+    def __init__(self, matches: list[tuple[str, ...]], names: list[str], first_line: int):
+        self._matches = matches
+        self._names = names
+        self._first_line = first_line
+        self.count = self.wheel_count = len(matches)
+
+    @functools.cached_property
+    def entries(self) -> list[Entry]:
+        return [
+            Entry(filename, digest, name, version, "wheel", number)
+            for number, ((digest, filename, _, version, _, _), name) in enumerate(
+                zip(self._matches, self._names, strict=True), start=self._first_line
+            )
+        ]
+
+    @functools.cached_property
+    def by_filename(self) -> dict[str, Entry]:
+        return {entry.filename: entry for entry in self.entries}
+
+    @functools.cached_property
+    def by_hash(self) -> dict[str, Entry]:
+        return {entry.sha256: entry for entry in self.entries}
+
+
+_DIGESTS = itemgetter(0)
+_FILENAMES = itemgetter(1)
+
+
+def _parse_wheels_at_once(text: str) -> tuple[_Headers, _WheelTable] | None:
     """Header and entries of a list made of header lines and well-formed wheel lines only.
 
+    Every check of the careful parser runs, over whole columns at once where it can: the line
+    grammar in one regular expression pass, unique filenames and hashes as sets, and unique
+    (name, version, build, tags) keys from canonical forms computed once per distinct value.
     Returns ``None``, for the line-by-line parser to decide, on anything else or on any error.
     """
     leading = _leading_header(text)
@@ -407,41 +475,42 @@ def _parse_wheels_at_once(text: str) -> tuple[_Headers, _EntryTable] | None:
     header, skipped = leading
     body = text[skipped:]
     expected = body.count("\n") + (not body.endswith("\n"))
-    matches = _FAST_WHEEL_LINE_RE.findall(body)
-    if len(matches) != expected:
+    # Hashes are hex, so ".." or "__" anywhere in the body is in a filename: the careful parser
+    # judges those (a ".." filename is refused; "__" is refused in a name, allowed in a tag).
+    if ".." in body or "__" in body:
         return None
-    first_line = len(header) + 1
-    versions: dict[str, str] = {}
-    tag_keys: dict[str, str] = {}
-    table = _EntryTable()
-    entries, by_filename, by_hash = table.entries, table.by_filename, table.by_hash
-    keys: set[str] = set()
-    try:
-        for number, (digest, filename, raw_name, version, build, tags) in enumerate(
-            matches, start=first_line
-        ):
-            if "__" in raw_name or ".." in filename:
-                return None
-            name = raw_name.lower()
-            if "_" in name or "." in name:
-                name = _SEPARATOR_RUN_RE.sub("-", name)
-            canonical = versions.get(version)
-            if canonical is None:
-                canonical = versions[version] = _canonical_version(version, number)
-            tag_key = tag_keys.get(tags)
-            if tag_key is None:
-                tag_key = tag_keys[tags] = _canonical_tags(tags)
-            keys.add(f"{name} {canonical} {build} {tag_key}")
-            entry = Entry(filename, digest, name, version, "wheel", number)
-            entries.append(entry)
-            by_filename[filename] = entry
-            by_hash[digest] = entry
-    except ListFormatError:
+    matches = _FAST_WHEEL_LINE_RE.findall(body)
+    n = len(matches)
+    if n != expected:
         return None
     # Duplicates of any kind: counted here, found and named by the careful parser.
-    if not len(keys) == len(by_filename) == len(by_hash) == len(entries):
+    if len(set(map(_DIGESTS, matches))) != n or len(set(map(_FILENAMES, matches))) != n:
         return None
-    return header, table
+    first_line = len(header) + 1
+    try:
+        names = _canonical_names([m[2] for m in matches])
+        versions = _canonical_column(
+            [m[3] for m in matches], lambda v: _canonical_version(v, first_line)
+        )
+        tags = _canonical_column([m[5] for m in matches], _canonical_tags)
+    except ListFormatError:
+        return None
+    builds = [m[4] for m in matches]
+    if len(set(zip(names, versions, builds, tags, strict=True))) != n:
+        return None
+    return header, _WheelTable(matches, names, first_line)
+
+
+def _canonical_column(column: list[str], canonical: Callable[[str], str]) -> list[str]:
+    """``canonical`` of every value of ``column``, computed once per distinct value."""
+    memo = {value: canonical(value) for value in set(column)}
+    return list(map(memo.__getitem__, column))
+
+
+def _canonical_names(raw_names: list[str]) -> list[str]:
+    """The canonical project names of wheel filenames' name parts (no ``-``, no ``__``, no
+    newline), in bulk: one lower-casing and one substitution over all of them joined by lines."""
+    return _SEPARATOR_RUN_RE.sub("-", "\n".join(raw_names).lower()).split("\n")
 
 
 def _parse_line_by_line(text: str) -> tuple[_Headers, _EntryTable]:

@@ -455,8 +455,9 @@ def install(
     Raises:
         SafepipError: a failure to proceed; ``PipError`` when pip failed after vetting.
     """
-    from safepip import bytecode, installed, pip, target  # noqa: PLC0415  (lazy: see the module)
+    from safepip import bytecode, installed, target  # noqa: PLC0415  (lazy: see the module)
 
+    install_wheels = installer(cfg, request)  # a missing uv: a usage error before any fetch
     staging = Path(tempfile.mkdtemp(prefix="safepip-"))  # mkdtemp makes it 0700
     try:
         outcome = vet_request(request, cfg, notes, trust, staging)
@@ -498,7 +499,9 @@ def install(
         notes.info(
             f"all {len(outcome.artifacts)} wheel(s) vetted; "
             + (
-                f"pip installs {len(artifacts)} with --require-hashes"
+                f"{cfg.installer} installs "
+                + ("them" if len(artifacts) == len(outcome.artifacts) else str(len(artifacts)))
+                + " with --require-hashes"
                 if artifacts
                 else "every one is installed and byte-identical: pip has nothing to do"
             )
@@ -507,7 +510,7 @@ def install(
         generated.write_text(vet.requirements_text(artifacts), encoding="utf-8")
         options = request.pip_options()
         if artifacts and request.target is None:
-            pip.install(
+            install_wheels(
                 staging / "wheels",
                 generated,
                 python_target=request.python,
@@ -520,7 +523,7 @@ def install(
         elif artifacts and request.target is not None:
             # pip installs into an empty folder inside the target, then safepip merges it in.
             with target.staging(request.target) as place:
-                pip.install(
+                install_wheels(
                     staging / "wheels",
                     generated,
                     python_target=request.python,
@@ -546,6 +549,30 @@ def install(
         shutil.rmtree(staging, ignore_errors=True)
     commit(outcome.trusted, notes)
     return outcome
+
+
+def installer(cfg: Config, request: Request) -> Callable[..., None]:
+    """What installs the vetted wheels: ``pip.install``, or ``uv.install`` with
+    ``installer = "uv"`` (the same contract: offline, no deps, every hash re-checked).
+
+    Raises:
+        UsageError: uv is asked for but the optional extra ``safepip[uv]`` is not installed, or
+            for a place only pip knows how to fill (``--user``, ``--prefix``, ``--root``).
+    """
+    if cfg.installer != "uv":
+        from safepip import pip  # noqa: PLC0415  (lazy: see the module)
+
+        return pip.install
+    import functools  # noqa: PLC0415
+
+    from safepip import uv  # noqa: PLC0415  (lazy: an optional extra)
+
+    if request.pip_options():
+        raise UsageError(
+            "installer uv does not take --user, --prefix, --root or --break-system-packages here",
+            hint="use --installer pip for those, or install into a venv (--python)",
+        )
+    return functools.partial(uv.install, uv_binary=uv.find_uv())
 
 
 def lock(request: Request, output: Path, cfg: Config, notes: Notes, trust: Trust) -> Outcome:

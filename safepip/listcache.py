@@ -9,8 +9,18 @@ Storage: ``$XDG_CACHE_HOME/safepip/lists/`` (or ``~/.cache/safepip/lists/``), di
 (:func:`safepip.location.canonical`), holding the list's and signature's bytes together so that
 they are replaced as a pair, atomically (temporary file, fsync, rename)::
 
-    {"version": 1, "list": "https://…", "stored": "2026-11-30T01:00:00+00:00",
-     "data": "<base64>", "signature": "<base64>"}
+    {"version": 2, "list": "https://…", "stored": "2026-11-30T01:00:00+00:00",
+     "data": 9900093, "signature": 228,
+     "validators": {"list": {"etag": "\"5f…\"", "last-modified": "Mon, 30 Nov 2026 …"},
+                    "signature": {"etag": null, "last-modified": null}}}
+    <the list's 9900093 bytes><the signature's 228 bytes>
+
+(the record on one line, then a newline, then the bytes as they are, no encoding).
+
+The validators are what the server sent with those bytes (``ETag``, ``Last-Modified``): the next
+fetch sends them back (``If-None-Match``, ``If-Modified-Since``), and on a 304 the stored bytes
+are verified in full, exactly as fetched ones, so a 304 saves the transfer and never a check.
+Version 1 files (one JSON object, the bytes in base64, no validators) are still read.
 
 A copy is written only after a command that used the list succeeded (a refused run changes no
 cache). A symlinked, foreign-owned or group/other-writable cache, or a file that is not exactly
@@ -29,15 +39,17 @@ import pwd
 import secrets
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Final
 
 from safepip.errors import FetchError
+from safepip.fetch import Validators
 
-FORMAT_VERSION: Final = 1
-_KEYS: Final = frozenset({"version", "list", "stored", "data", "signature"})
+FORMAT_VERSION: Final = 2
+_KEYS_V1: Final = frozenset({"version", "list", "stored", "data", "signature"})
+_KEYS: Final = _KEYS_V1 | {"validators"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,8 @@ class CachedList:
     data: bytes
     signature: bytes
     stored: datetime
+    list_validators: Validators = field(default_factory=Validators)
+    signature_validators: Validators = field(default_factory=Validators)
 
 
 def default_cache_dir(environ: Mapping[str, str]) -> Path:
@@ -124,26 +138,58 @@ class ListCache:
             os.close(fd)
         if len(raw) > limit:
             raise self._bad(path, "larger than a list and its signature can be")
+        head, _, payload = raw.partition(b"\n")
         try:
-            obj = json.loads(raw.decode("ascii"))
+            obj = json.loads(head.decode("ascii"))
         except (UnicodeDecodeError, ValueError) as exc:
             raise self._bad(path, "not valid JSON") from exc
-        if not isinstance(obj, dict) or set(obj) != _KEYS or obj["version"] != FORMAT_VERSION:
+        shapes: dict[object, frozenset[str]] = {1: _KEYS_V1, FORMAT_VERSION: _KEYS}
+        if not isinstance(obj, dict) or shapes.get(obj.get("version")) != frozenset(obj):
             raise self._bad(path, "not a cached list of this safepip")
         if obj["list"] != list_id:
             raise self._bad(path, "it holds another list than its name says")
         try:
-            data = base64.b64decode(obj["data"], validate=True)
-            signature = base64.b64decode(obj["signature"], validate=True)
+            data, signature = _pair(obj, payload)
             stored = datetime.fromisoformat(obj["stored"])
         except (TypeError, ValueError, binascii.Error) as exc:
             raise self._bad(path, "a field is malformed") from exc
         if stored.tzinfo is None:
             raise self._bad(path, "its time has no time zone")
-        return CachedList(list_id, data, signature, stored)
+        found = obj.get("validators", {"list": {}, "signature": {}})
+        if not isinstance(found, dict) or set(found) != {"list", "signature"}:
+            raise self._bad(path, "its validators are malformed")
+        return CachedList(
+            list_id,
+            data,
+            signature,
+            stored,
+            self._validators(found["list"], path),
+            self._validators(found["signature"], path),
+        )
 
-    def store(self, list_id: str, data: bytes, signature: bytes, *, now: datetime) -> None:
-        """Keep ``data`` and ``signature`` (just verified) as the copy of ``list_id``, atomically.
+    def _validators(self, raw: object, path: Path) -> Validators:
+        if not isinstance(raw, dict) or not set(raw) <= {"etag", "last-modified"}:
+            raise self._bad(path, "its validators are malformed")
+        etag, modified = raw.get("etag"), raw.get("last-modified")
+        if not all(v is None or isinstance(v, str) for v in (etag, modified)):
+            raise self._bad(path, "its validators are malformed")
+        validators = Validators.from_headers(etag, modified)
+        if (validators.etag, validators.last_modified) != (etag, modified):
+            raise self._bad(path, "its validators are malformed")
+        return validators
+
+    def store(
+        self,
+        list_id: str,
+        data: bytes,
+        signature: bytes,
+        *,
+        now: datetime,
+        list_validators: Validators = Validators(),  # noqa: B008 (frozen)
+        signature_validators: Validators = Validators(),  # noqa: B008 (frozen)
+    ) -> None:
+        """Keep ``data`` and ``signature`` (just verified) as the copy of ``list_id``, atomically,
+        with the validators the server sent with each.
 
         Raises :class:`OSError` when the cache cannot be written, :class:`FetchError` when it is
         unsafe; the caller decides whether that matters (it never does for the run's result).
@@ -157,10 +203,16 @@ class ListCache:
             "version": FORMAT_VERSION,
             "list": list_id,
             "stored": now.isoformat(),
-            "data": base64.b64encode(data).decode("ascii"),
-            "signature": base64.b64encode(signature).decode("ascii"),
+            "data": len(data),
+            "signature": len(signature),
+            "validators": {
+                "list": _validators_json(list_validators),
+                "signature": _validators_json(signature_validators),
+            },
         }
-        body = json.dumps(record, sort_keys=True).encode("ascii")
+        # The bytes themselves follow the one-line record as they are: a 10 MB list is neither
+        # encoded nor decoded on every run (a 304 reads it back).
+        body = json.dumps(record, sort_keys=True).encode("ascii") + b"\n" + data + signature
         path = self.path(list_id)
         tmp = path.with_name(f".tmp-{secrets.token_hex(8)}-{path.name}")
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -191,3 +243,26 @@ class ListCache:
             hint="the cache is only a copy: remove that file once you have looked at it, and run "
             "safepip again when the list's server can be reached",
         )
+
+
+def _pair(record: dict[str, object], payload: bytes) -> tuple[bytes, bytes]:
+    """The list's and the signature's bytes: in base64 in a version 1 record, else the payload
+    that follows the record, split at the sizes it gives.
+
+    Raises:
+        ValueError, binascii.Error: malformed fields, or sizes that do not fit the payload.
+    """
+    data, signature = record["data"], record["signature"]
+    if record["version"] == 1:
+        if payload or not isinstance(data, str) or not isinstance(signature, str):
+            raise ValueError("not a version 1 record")
+        return base64.b64decode(data, validate=True), base64.b64decode(signature, validate=True)
+    if type(data) is not int or type(signature) is not int:
+        raise ValueError("sizes are not integers")
+    if data < 0 or signature < 0 or data + signature != len(payload):
+        raise ValueError("sizes do not match the bytes")
+    return payload[:data], payload[data:]
+
+
+def _validators_json(validators: Validators) -> dict[str, str | None]:
+    return {"etag": validators.etag, "last-modified": validators.last_modified}

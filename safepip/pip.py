@@ -33,6 +33,7 @@ from safepip.errors import PipError, UsageError
 
 __all__ = [
     "MINIMUM_PIP",
+    "checked_interpreter",
     "install",
     "pip_version",
     "scrubbed_environment",
@@ -197,11 +198,11 @@ def _pip_prefix(python_target: str | None) -> list[str]:
         "--no-input",
     ]
     if python_target is not None:
-        prefix += ["--python", _checked_interpreter(python_target)]
+        prefix += ["--python", checked_interpreter(python_target)]
     return prefix
 
 
-def _checked_interpreter(python: str) -> str:
+def checked_interpreter(python: str) -> str:
     """The absolute path of ``python`` (symlinks kept: a venv's python is one), if executable."""
     path = Path(python).absolute()
     if path.is_dir():

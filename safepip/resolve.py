@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -25,7 +25,7 @@ from packaging.version import InvalidVersion, Version
 from resolvelib import AbstractProvider, BaseReporter, Resolver
 from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
 
-from safepip.hashlist import Entry, HashList
+from safepip.hashlist import Entry
 from safepip.interpreter import TargetEnvironment, best_wheel
 from safepip.policy import Rejection
 from safepip.requirements import RequirementLine
@@ -33,6 +33,24 @@ from safepip.wheel import WheelMetadata
 
 #: resolvelib's bound on resolution rounds (pip uses 200,000; vetted lists are far smaller).
 MAX_ROUNDS: Final = 20_000
+
+
+class Catalog(Protocol):
+    """What the resolver asks of a list: every entry of one project (a :class:`HashList` is
+    one; so is a build-dependency pool, or an index read page by page)."""
+
+    def for_project(self, name: str) -> tuple[Entry, ...]: ...
+
+
+@dataclass(frozen=True)
+class Entries:
+    """A :class:`Catalog` over the ``entries`` given (an empty pool, say)."""
+
+    entries: tuple[Entry, ...] = ()
+
+    def for_project(self, name: str) -> tuple[Entry, ...]:
+        wanted = canonicalize_name(name)
+        return tuple(e for e in self.entries if e.name == wanted)
 
 
 class Refused(Exception):
@@ -82,7 +100,7 @@ def _identify(name: str, extras: frozenset[str]) -> str:
 
 @dataclass
 class _Provider(AbstractProvider[Need, Candidate, str]):
-    listed: HashList
+    listed: Catalog
     target: TargetEnvironment
     metadata: Callable[[Entry], WheelMetadata]
     prefetch: Callable[[Sequence[Entry]], None]
@@ -258,7 +276,7 @@ def requested(lines: Sequence[RequirementLine], target: TargetEnvironment) -> li
 
 def resolve(
     needs: Sequence[Need],
-    listed: HashList,
+    listed: Catalog,
     target: TargetEnvironment,
     *,
     metadata: Callable[[Entry], WheelMetadata],

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Final
 from safepip import fetch, gpg, hashlist, location, policy
 from safepip.config import Config
 from safepip.errors import FetchError, FreshnessError
-from safepip.listcache import ListCache
+from safepip.fetch import Validators
+from safepip.listcache import CachedList, ListCache
 from safepip.policy import Rejection
-from safepip.requirements import RequirementLine
 from safepip.state import TrustState, judge_serial
 
 # `check` and `verify` never download: what only `install` and `lock` need (a thread pool, the
@@ -29,6 +29,7 @@ from safepip.state import TrustState, judge_serial
 if TYPE_CHECKING:
     from safepip.cache import WheelCache
     from safepip.interpreter import TargetEnvironment
+    from safepip.requirements import RequirementLine
     from safepip.sources import Links
     from safepip.wheel import WheelMetadata
 
@@ -54,6 +55,10 @@ class PendingRecord:
     data: bytes
     signature: bytes
     now: datetime
+    list_validators: Validators = field(default_factory=Validators)
+    signature_validators: Validators = field(default_factory=Validators)
+    #: Both files answered 304: the cache already holds exactly these bytes and validators.
+    unchanged: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,8 +113,17 @@ class TrustedList:
             )
         if pending.cache is None or not current or not is_remote(pending.list_id):
             return ()
+        if pending.unchanged:
+            return ()
         try:
-            pending.cache.store(pending.list_id, pending.data, pending.signature, now=pending.now)
+            pending.cache.store(
+                pending.list_id,
+                pending.data,
+                pending.signature,
+                now=pending.now,
+                list_validators=pending.list_validators,
+                signature_validators=pending.signature_validators,
+            )
         except (OSError, FetchError) as exc:
             return (f"cannot keep a copy of the list for offline use: {exc}",)
         return ()
@@ -125,25 +139,77 @@ def is_remote(list_id: str) -> bool:
     return "://" in list_id
 
 
-def _fetch_pair(cfg: Config) -> tuple[bytes, bytes]:
-    """The list's and the signature's bytes, each capped and under a deadline."""
-    data = fetch.fetch_bytes(
+@dataclass(frozen=True)
+class _Pair:
+    """The list's and the signature's bytes, with their validators; ``unchanged`` when both
+    answered 304 Not Modified and are the stored copy's bytes."""
+
+    data: bytes
+    signature: bytes
+    list_validators: Validators = field(default_factory=Validators)
+    signature_validators: Validators = field(default_factory=Validators)
+    unchanged: bool = False
+
+
+def _fetch_pair(cfg: Config, stored: CachedList | None, log: Callable[[str], None] | None) -> _Pair:
+    """The list's and the signature's bytes, each capped and under a deadline.
+
+    With a ``stored`` copy, each request carries that copy's validators, and a 304 answer stands
+    for the stored bytes: the caller verifies them exactly as fetched ones (signature, format,
+    expiry, serial), so a 304 saves the transfer, never a check.
+    """
+    data, list_validators, same_list = _fetch_one(
+        cfg,
         cfg.list_source(),
-        base_dir=cfg.base_dir,
-        max_bytes=cfg.max_list_bytes,
-        timeout=LIST_DEADLINE,
-        cafile=cfg.cert,
-        proxies=cfg.proxies,
+        (stored.data, stored.list_validators) if stored else None,
+        log,
     )
-    signature = fetch.fetch_bytes(
+    signature, signature_validators, same_signature = _fetch_one(
+        cfg,
         cfg.signature_source(),
+        (stored.signature, stored.signature_validators) if stored else None,
+        log,
+    )
+    unchanged = same_list and same_signature
+    return _Pair(data, signature, list_validators, signature_validators, unchanged)
+
+
+def _fetch_one(
+    cfg: Config,
+    source: str,
+    kept: tuple[bytes, Validators] | None,
+    log: Callable[[str], None] | None,
+) -> tuple[bytes, Validators, bool]:
+    """``source``'s bytes and validators, and whether they are ``kept``'s (a 304 answer)."""
+    answer = fetch.fetch_if_changed(
+        source,
+        validators=kept[1] if kept else Validators(),
         base_dir=cfg.base_dir,
         max_bytes=cfg.max_list_bytes,
         timeout=LIST_DEADLINE,
         cafile=cfg.cert,
         proxies=cfg.proxies,
     )
-    return data, signature
+    if answer.data is not None:
+        return answer.data, answer.validators, False
+    if kept is None:  # fetch_if_changed answers 304 only when validators were sent
+        raise FetchError(f"{source}: HTTP 304 to an unconditional request")
+    if log is not None:
+        log(f"{source}: not modified (HTTP 304); verifying the stored copy in full")
+    return kept[0], kept[1], True
+
+
+def _stored_copy(
+    cache: ListCache, identity: str, cfg: Config, log: Callable[[str], None] | None
+) -> CachedList | None:
+    """The cached copy whose validators make the fetch conditional; an unusable cache is only
+    logged here (the fetch then simply is not conditional)."""
+    try:
+        return cache.load(identity, max_bytes=cfg.max_list_bytes)
+    except (FetchError, OSError) as exc:
+        if log is not None:
+            log(f"not using the cached list for a conditional fetch: {exc}")
+        return None
 
 
 def expiry_warning(expires: datetime | None, *, now: datetime, warn_days: int, name: str) -> str:
@@ -207,21 +273,26 @@ def load_trusted_list(
     cfg.require_trust()
     identity = list_identity(cfg)
     warnings: list[str] = []
+    remote_cache = cache if cache is not None and is_remote(identity) else None
+    stored = _stored_copy(remote_cache, identity, cfg, log) if remote_cache else None
     try:
-        data, signature = _fetch_pair(cfg)
+        pair = _fetch_pair(cfg, stored, log)
     except FetchError as exc:
         cached = (
-            cache.load(identity, max_bytes=cfg.max_list_bytes)
-            if fallback and cache is not None and is_remote(identity)
+            remote_cache.load(identity, max_bytes=cfg.max_list_bytes)
+            if fallback and remote_cache is not None
             else None
         )
         if cached is None:
             raise
-        data, signature = cached.data, cached.signature
+        pair = _Pair(
+            cached.data, cached.signature, cached.list_validators, cached.signature_validators
+        )
         warnings.append(
             f"using the cached list from {cached.stored:%Y-%m-%d %H:%M}Z (verified again now): "
             f"{str(exc).splitlines()[0]}"
         )
+    data, signature = pair.data, pair.signature
     verification = gpg.verify(
         data,
         signature,
@@ -248,6 +319,9 @@ def load_trusted_list(
         data=data,
         signature=signature,
         now=now,
+        list_validators=pair.list_validators,
+        signature_validators=pair.signature_validators,
+        unchanged=pair.unchanged,
     )
     serial = parsed.header.serial
     if serial is None:

@@ -59,3 +59,11 @@ def keyring_home_guard() -> Iterator[None]:
         line for line in out.stdout.splitlines() if "gpg-agent" in line and "safepip-gnupg" in line
     ]
     assert not leftovers, f"gpg-agent processes left behind: {leftovers}"
+
+
+@pytest.fixture(params=["pip", "uv"])
+def installer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test once with each installer (``SAFEPIP_INSTALLER``): same promise, same end."""
+    name: str = request.param
+    monkeypatch.setenv("SAFEPIP_INSTALLER", name)
+    return name

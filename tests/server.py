@@ -295,10 +295,16 @@ class LoopbackServer:
             self._server.modes.pop(path, None)
 
     def serve_bytes(
-        self, path: str, body: bytes, *, content_type: str = "application/octet-stream"
+        self,
+        path: str,
+        body: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        headers: tuple[tuple[str, str], ...] = (),
     ) -> None:
         """Answer ``path`` with status 200 and ``body`` (other bytes than the file on disk)."""
-        self._set(path, _Mode("bytes", body=body, headers=(("Content-Type", content_type),)))
+        headers = (("Content-Type", content_type), *headers)
+        self._set(path, _Mode("bytes", body=body, headers=headers))
 
     def status(self, path: str, code: int, body: bytes = b"error\n") -> None:
         """Answer ``path`` with status ``code`` (404, 500, ...) and a small body."""

@@ -116,6 +116,35 @@ def files(root: Path) -> dict[str, bytes]:
     return found
 
 
+def without_installer_marks(found: dict[str, bytes], installer: str) -> dict[str, bytes]:
+    """``found`` without what only says which installer ran: INSTALLER (``pip`` or ``uv``), and
+    uv's own ``uv_cache.json`` in each .dist-info and ``.lock`` at the environment's root (and
+    their RECORD rows). Everything else, every .pyc and RECORD row included, must be identical."""
+
+    def marks(name: str) -> bool:
+        return name.endswith(("/INSTALLER", "/uv_cache.json")) or name in (".lock", "INSTALLER")
+
+    kept: dict[str, bytes] = {}
+    for name, data in found.items():
+        if marks(name):
+            assert installer == "uv" or not name.endswith(("uv_cache.json", ".lock")), name
+            continue
+        if name.endswith("/RECORD"):
+            rows = data.decode().splitlines(keepends=True)
+            kept[name] = "".join(r for r in rows if not marks("/" + r.split(",")[0])).encode()
+        else:
+            kept[name] = data
+    return kept
+
+
+def unmarked(found: dict[str, list[list[str]]]) -> dict[str, list[list[str]]]:
+    """RECORD rows without the installer's marks (see :func:`without_installer_marks`)."""
+    return {
+        folder: [r for r in rows if not r[0].endswith(("/INSTALLER", "/uv_cache.json"))]
+        for folder, rows in found.items()
+    }
+
+
 def records(lib: Path) -> dict[str, list[list[str]]]:
     """The RECORD rows of every distribution in ``lib``, by .dist-info folder."""
     found = {}
@@ -143,7 +172,7 @@ def assert_compiled_and_recorded(lib: Path) -> int:
     return len(pycs)
 
 
-def test_install_compiles_like_pip_and_uninstalls_without_a_trace(env: Env) -> None:
+def test_install_compiles_like_pip_and_uninstalls_without_a_trace(env: Env, installer: str) -> None:
     (lib,) = env.venv.glob("lib/python*/site-packages")
     empty = files(env.venv)
 
@@ -158,14 +187,17 @@ def test_install_compiles_like_pip_and_uninstalls_without_a_trace(env: Env) -> N
     # omega's 84 modules but legacy.py, tool/__init__.py; and bin/tool_cli.py (../../../bin/…)
     assert assert_compiled_and_recorded(lib) == 83 + 1
     assert (env.venv / "bin" / "__pycache__" / f"tool_cli.{CACHE_TAG}.pyc").is_file()
-    assert sorted(by_safepip) == sorted(by_pip)
-    assert by_safepip == by_pip, "a .pyc or a RECORD differs from pip's own"
+    by_safepip = without_installer_marks(by_safepip, installer)
+    assert sorted(by_safepip) == sorted(without_installer_marks(by_pip, "pip"))
+    assert by_safepip == without_installer_marks(by_pip, "pip"), "a .pyc or RECORD differs"
 
     env.pip("uninstall", "-y", "omega", "tool")
-    assert files(env.venv) == empty
+    assert without_installer_marks(files(env.venv), installer) == empty
 
 
-def test_target_folder_is_compiled_and_recorded_like_pip(env: Env, tmp_path: Path) -> None:
+def test_target_folder_is_compiled_and_recorded_like_pip(
+    env: Env, tmp_path: Path, installer: str
+) -> None:
     target = tmp_path / "target"
     env.pip_install("--target", str(target), "omega==1.0")
     by_pip = files(target)
@@ -173,17 +205,18 @@ def test_target_folder_is_compiled_and_recorded_like_pip(env: Env, tmp_path: Pat
 
     other = tmp_path / "other"
     assert main(["install", "--target", str(other), "-q", "-r", str(env.locked("omega"))]) == 0
-    by_safepip = files(other)
+    by_safepip = without_installer_marks(files(other), installer)
+    by_pip = without_installer_marks(by_pip, "pip")
     assert assert_compiled_and_recorded(other) == 83  # omega's 84 modules but legacy.py
     assert sorted(by_safepip) == sorted(by_pip)
-    assert records(other) == pip_records
+    assert unmarked(records(other)) == unmarked(pip_records)
     # pip compiled in a temporary folder, so its .pyc files name that folder: compare headers.
     assert {k: v[:16] for k, v in by_safepip.items()} == {k: v[:16] for k, v in by_pip.items()}
     wheel = env.out / "omega-1.0-py3-none-any.whl"
     layout = bytecode.target_layout(None, other, environ={})
     again = bytecode.compile_installed([wheel], layout, environ={})
     assert again == bytecode.Compiled(distributions=1, sources=84, compiled=83)
-    assert records(other) == pip_records, "a second run must not record anything twice"
+    assert unmarked(records(other)) == unmarked(pip_records), "nothing may be recorded twice"
 
     # What `pip uninstall` does with a distribution: delete what RECORD lists, then empty folders.
     for rows in records(other).values():

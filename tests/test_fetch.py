@@ -922,3 +922,52 @@ def test_proxy_that_never_answers_connect_hits_the_deadline() -> None:
         proxy_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
         message = fails("https://pypi.example/simple/", proxies=Proxies(https=proxy_url))
     assert "deadline" in message and proxy_url in message
+
+
+# --- conditional requests ---------------------------------------------------------------------
+
+
+def test_validators_are_sent_and_a_304_returns_no_bytes(server: LoopbackServer, root: Path) -> None:
+    from safepip.fetch import Validators, fetch_if_changed
+
+    when = time.time() - 10  # a file served in the second it was written keeps no validators
+    os.utime(root / "list.txt", (when, when))
+    url = server.url_for("list.txt")
+    first = fetch_if_changed(url, validators=Validators(), max_bytes=CAP, timeout=DEADLINE)
+    assert first.data == CONTENT
+    assert first.validators.etag is None and first.validators.last_modified  # http.server
+    assert "if-modified-since" not in server.request_headers[0]
+    again = fetch_if_changed(url, validators=first.validators, max_bytes=CAP, timeout=DEADLINE)
+    assert again.data is None and again.validators == first.validators
+    assert server.request_headers[1]["if-modified-since"] == first.validators.last_modified
+    tagged = Validators(etag='"v1"')
+    fetch_if_changed(url, validators=tagged, max_bytes=CAP, timeout=DEADLINE)
+    assert server.request_headers[2]["if-none-match"] == '"v1"'
+
+
+def test_malformed_validators_are_dropped_and_files_have_none(
+    server: LoopbackServer, root: Path
+) -> None:
+    from safepip.fetch import Validators, fetch_if_changed
+
+    server.serve_bytes("/odd", b"x", headers=(("ETag", '"' + "a" * 300 + '"'),
+                                              ("Last-Modified", "bad\x01date")))  # fmt: skip
+    odd = fetch_if_changed(server.url_for("odd"), validators=Validators(), max_bytes=CAP,
+                           timeout=DEADLINE)  # fmt: skip
+    assert odd.data == b"x" and odd.validators == Validators()
+    local = fetch_if_changed(str(root / "list.txt"), validators=Validators(etag='"x"'),
+                             max_bytes=CAP, timeout=DEADLINE)  # fmt: skip
+    assert local.data == CONTENT and local.validators == Validators()
+    assert Validators.from_headers(' "ok" ', None) == Validators(etag='"ok"')
+
+
+def test_validators_of_a_file_not_a_second_older_than_the_answer_are_not_kept() -> None:
+    from safepip.fetch import Validators
+
+    date = "Mon, 30 Nov 2026 02:00:00 GMT"
+    same = Validators.from_headers('"e"', "Mon, 30 Nov 2026 02:00:00 GMT", date)
+    older = Validators.from_headers('"e"', "Mon, 30 Nov 2026 01:59:59 GMT", date)
+    assert same == Validators() == Validators.from_headers('"e"', "garbage", date)
+    assert Validators.from_headers('"e"', "Mon, 30 Nov 2026 01:59:59 GMT", "") == Validators()
+    assert older == Validators('"e"', "Mon, 30 Nov 2026 01:59:59 GMT")
+    assert Validators.from_headers('"sha-of-body"', None, date) == Validators('"sha-of-body"')

@@ -111,7 +111,7 @@ def assert_refused_before_pip(err: str, index: Index, before: list[str]) -> None
 
 
 def test_locked_install_installs_exactly_the_vetted_set(
-    index: Index, capsys: pytest.CaptureFixture[str]
+    index: Index, capsys: pytest.CaptureFixture[str], installer: str
 ) -> None:
     code, out, err = install(index, capsys, "-r", str(index.locked("alpha", "beta")))
     assert code == 0, err
@@ -119,11 +119,13 @@ def test_locked_install_installs_exactly_the_vetted_set(
     assert index.installed() == ["alpha==1.0", "beta==2.0"]
     assert "--dry-run" not in err, "a locked install needs no resolver pass"
     assert "--require-hashes" in err and "--no-index" in err
-    assert "Successfully installed" in err, "-v shows pip's own output, not only its command"
+    assert f"{installer} installs them" in err
+    if installer == "pip":
+        assert "Successfully installed" in err, "-v shows pip's own output, not only its command"
 
 
 def test_loose_install_resolves_in_process_over_vetted_wheels(
-    index: Index, capsys: pytest.CaptureFixture[str]
+    index: Index, capsys: pytest.CaptureFixture[str], installer: str
 ) -> None:
     code, _out, err = install(index, capsys, "alpha")
     assert code == 0, err
@@ -159,15 +161,19 @@ def test_json_report(index: Index, capsys: pytest.CaptureFixture[str]) -> None:
     assert document["rejected"] == []
 
 
-def test_target_folder(index: Index, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_target_folder(
+    index: Index, capsys: pytest.CaptureFixture[str], tmp_path: Path, installer: str
+) -> None:
     target = tmp_path / "target"
     code, _, err = run(capsys, "install", "--target", str(target), "-r", str(index.locked("gamma")))
     assert code == 0, err
     assert (target / "gamma" / "__init__.py").is_file()
+    assert f"{installer} installs them" in err
+    assert not (target / ".lock").exists(), "uv's lock file of the staging folder came along"
 
 
 def test_installed_package_is_reinstalled_from_the_vetted_wheel(
-    index: Index, capsys: pytest.CaptureFixture[str]
+    index: Index, capsys: pytest.CaptureFixture[str], installer: str
 ) -> None:
     locked = str(index.locked("gamma"))
     assert install(index, capsys, "-r", locked)[0] == 0
@@ -289,7 +295,7 @@ def test_expired_list_installs_nothing(index: Index, capsys: pytest.CaptureFixtu
 
 def test_pip_environment_and_config_have_no_effect(
     index: Index, capsys: pytest.CaptureFixture[str], tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, installer: str,
 ) -> None:  # fmt: skip
     evil = tmp_path / "evil"
     make_wheel(evil, "gamma", "0.1", modules={"gamma/__init__.py": "EVIL = True\n"})
@@ -310,6 +316,22 @@ def test_pip_environment_and_config_have_no_effect(
         monkeypatch.setenv("PIP_CONSTRAINT", str(constraints))
         monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
         monkeypatch.setenv("PYTHONPATH", str(site_dir))
+        # uv's own: an index, links, no hash checks, a cache it could read, a config file.
+        uv_toml = tmp_path / "uv.toml"
+        uv_toml.write_text(f'[pip]\nfind-links = ["{evil}"]\nno-verify-hashes = true\n')
+        (tmp_path / "xdg" / "uv").mkdir(parents=True)
+        (tmp_path / "xdg" / "uv" / "uv.toml").write_text(uv_toml.read_text())
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+        monkeypatch.setenv("UV_CONFIG_FILE", str(uv_toml))
+        monkeypatch.setenv("UV_INDEX_URL", decoy.url)
+        monkeypatch.setenv("UV_DEFAULT_INDEX", decoy.url)
+        monkeypatch.setenv("UV_EXTRA_INDEX_URL", decoy.url)
+        monkeypatch.setenv("UV_FIND_LINKS", str(evil))
+        monkeypatch.setenv("UV_NO_VERIFY_HASHES", "1")
+        monkeypatch.setenv("UV_CONSTRAINT", str(constraints))
+        monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+        monkeypatch.setenv("UV_PYTHON", sys.executable)
+        monkeypatch.setenv("VIRTUAL_ENV", sys.prefix)
         code, _, err = install(index, capsys, "-r", str(index.locked("gamma")))
         code2, _, err2 = install(index, capsys, "alpha")
         assert decoy.requests == []
@@ -319,6 +341,7 @@ def test_pip_environment_and_config_have_no_effect(
     (module,) = index.venv.glob("lib/python*/site-packages/gamma/__init__.py")
     assert "EVIL" not in module.read_text()
     assert not marker.exists()
+    assert not (tmp_path / "uv-cache").exists()
 
 
 def test_check_reports_every_problem_with_file_and_line(
@@ -490,3 +513,38 @@ def test_allow_names_and_warn_let_the_list_decide(
         assert "not-in-list: reqeusts" in out
         assert ("warning:" in err and "did you mean requests?" in err) == (value == "warn")
         assert_refused_before_pip(err, index, [])
+
+
+def test_the_installer_flag_beats_the_environment(
+    index: Index, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SAFEPIP_INSTALLER", "pip")
+    code, _, err = install(index, capsys, "--installer", "uv", "-r", str(index.locked("gamma")))
+    assert code == 0, err
+    assert "uv installs them" in err
+    assert " pip install --no-config --offline --no-index" in err  # uv's own command line
+    assert index.installed() == ["gamma==0.1"]
+
+
+def test_installer_uv_without_uv_is_a_usage_error_before_any_fetch(
+    index: Index, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "uv", None)  # as if the extra were not installed
+    dirs = staging_dirs()
+    code, _, err = install(index, capsys, "--installer", "uv", "-r", str(index.locked("gamma")))
+    assert code == 2
+    assert "error: installer is uv, but uv is not installed in safepip's environment" in err
+    assert "hint: install the optional extra: `pip install 'safepip[uv]'`" in err
+    assert index.installed() == []
+    assert index.server.requests == []
+    assert staging_dirs() == dirs
+
+
+def test_an_unknown_installer_is_a_usage_error(
+    index: Index, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SAFEPIP_INSTALLER", "poetry")
+    code, _, err = install(index, capsys, "-r", str(index.locked("gamma")))
+    assert code == 2
+    assert "installer must be pip or uv, not 'poetry'" in err
+    assert index.installed() == []

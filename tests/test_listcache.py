@@ -7,6 +7,7 @@ list would be.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import stat
@@ -78,7 +79,9 @@ def test_check_falls_back_to_the_last_verified_list(
     assert stat.S_IMODE(cache.stat().st_mode) == 0o700
     assert stat.S_IMODE((cache / "lists").stat().st_mode) == 0o700
     assert stat.S_IMODE(record.stat().st_mode) & 0o077 == 0
-    assert json.loads(record.read_bytes())["list"] == url
+    head, _, payload = record.read_bytes().partition(b"\n")
+    assert json.loads(head)["list"] == url
+    assert payload == site.list_path.read_bytes() + site.signature_path.read_bytes()
     # The server is gone: check still works, from the cache, and says so.
     code, out, err = run(capsys, "check", *flags, str(lock_file(site, tmp_path)))
     assert code == 0, err
@@ -209,3 +212,42 @@ def test_a_cache_that_cannot_be_written_costs_only_a_warning(
     assert "ok: 1 requirement(s)" in out
     assert "warning: cannot keep a copy of the list for offline use" in err
     assert (tmp_path / "state").exists()  # the serial was recorded all the same
+
+
+def test_validators_are_kept_with_the_pair_and_version_1_files_still_read(tmp_path: Path) -> None:
+    from safepip.fetch import Validators
+
+    cache = ListCache(tmp_path / "cache")
+    now = datetime.now(tz=timezone.utc)
+    tags = Validators('"abc"', "Mon, 30 Nov 2026 01:00:00 GMT"), Validators(etag='W/"sig"')
+    cache.store("https://example.org/x", b"list", b"sig", now=now,
+                list_validators=tags[0], signature_validators=tags[1])  # fmt: skip
+    copy = cache.load("https://example.org/x", max_bytes=100)
+    assert copy is not None
+    assert (copy.list_validators, copy.signature_validators) == tags
+    path = cache.path("https://example.org/x")
+    head, _, payload = path.read_bytes().partition(b"\n")
+    record = json.loads(head)
+    assert (record["data"], record["signature"], payload) == (4, 3, b"listsig")
+    old = {k: v for k, v in record.items() if k != "validators"} | {"version": 1}
+    old |= {"data": base64.b64encode(b"list").decode(), "signature": "c2ln"}
+    path.write_text(json.dumps(old))
+    copy = cache.load("https://example.org/x", max_bytes=100)
+    assert copy is not None and (copy.data, copy.signature) == (b"list", b"sig")
+    assert copy.list_validators == Validators() == copy.signature_validators
+    for bad in ({"list": {"etag": "a\r\nX-Evil: 1"}, "signature": {}},
+                {"list": {"etag": 5}, "signature": {}}, {"list": {}},
+                {"list": {"other": "x"}, "signature": {}}):  # fmt: skip
+        path.write_bytes(json.dumps(record | {"validators": bad}).encode() + b"\n" + payload)
+        with pytest.raises(FetchError, match="validators are malformed"):
+            cache.load("https://example.org/x", max_bytes=100)
+    for wrong in ({"version": 3}, {"data": 5}, {"data": True}, {"data": "4"}, {"data": -1}):
+        path.write_bytes(json.dumps(record | wrong).encode() + b"\n" + payload)
+        with pytest.raises(FetchError, match=r"a field is malformed|not a cached list"):
+            cache.load("https://example.org/x", max_bytes=100)
+    path.write_bytes(json.dumps(old).encode() + b"\n" + payload)  # v1 with bytes after it
+    with pytest.raises(FetchError, match="a field is malformed"):
+        cache.load("https://example.org/x", max_bytes=100)
+    path.write_text(json.dumps(old | {"version": 2}))
+    with pytest.raises(FetchError, match="not a cached list of this safepip"):
+        cache.load("https://example.org/x", max_bytes=100)
