@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pwd
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +91,24 @@ def _open(path: Path, what: str) -> tuple[int, os.stat_result]:
         os.close(fd)
         raise ConfigError(f"{what} {path}: not a regular file", hint=_HINT)
     return fd, status
+
+
+def xdg_folder(environ: Mapping[str, str], variable: str, *default: str) -> Path | None:
+    """``$variable/safepip`` when that is an absolute path (the XDG spec ignores relative
+    ones), else ``<home>/<default…>/safepip`` with the home from ``HOME`` or the password
+    database; ``None`` when there is no home at all."""
+    chosen = environ.get(variable, "")
+    if chosen and Path(chosen).is_absolute():
+        return Path(chosen) / "safepip"
+    home = environ.get("HOME", "")
+    if not home or not Path(home).is_absolute():
+        try:
+            home = pwd.getpwuid(os.getuid()).pw_dir
+        except KeyError:
+            home = ""
+    if not home or not Path(home).is_absolute():
+        return None
+    return Path(home).joinpath(*default, "safepip")
 
 
 def sha256_file(path: Path) -> str:

@@ -35,7 +35,6 @@ import contextlib
 import hashlib
 import json
 import os
-import pwd
 import secrets
 import stat
 from collections.abc import Mapping
@@ -46,6 +45,7 @@ from typing import Final
 
 from safepip.errors import FetchError
 from safepip.fetch import Validators
+from safepip.files import xdg_folder
 
 FORMAT_VERSION: Final = 2
 _KEYS_V1: Final = frozenset({"version", "list", "stored", "data", "signature"})
@@ -69,21 +69,13 @@ def default_cache_dir(environ: Mapping[str, str]) -> Path:
 
     Raises :class:`FetchError` when no home directory can be found.
     """
-    xdg = environ.get("XDG_CACHE_HOME", "")
-    if xdg and Path(xdg).is_absolute():
-        return Path(xdg) / "safepip"
-    home = environ.get("HOME", "")
-    if not home or not Path(home).is_absolute():
-        try:
-            home = pwd.getpwuid(os.getuid()).pw_dir
-        except KeyError:
-            home = ""
-    if not home or not Path(home).is_absolute():
+    folder = xdg_folder(environ, "XDG_CACHE_HOME", ".cache")
+    if folder is None:
         raise FetchError(
             "cannot find a cache directory: XDG_CACHE_HOME and HOME are unset",
             hint="set XDG_CACHE_HOME to an absolute path owned by you",
         )
-    return Path(home) / ".cache" / "safepip"
+    return folder
 
 
 def unsafe(st: os.stat_result, *, directory: bool) -> str:

@@ -50,7 +50,6 @@ import fcntl
 import hashlib
 import json
 import os
-import pwd
 import re
 import secrets
 import stat
@@ -62,6 +61,7 @@ from typing import Any, Final
 
 from safepip import location
 from safepip.errors import FreshnessError, StateError
+from safepip.files import xdg_folder
 
 #: Version of the record format written.
 FORMAT_VERSION: Final = 2
@@ -98,22 +98,14 @@ def default_state_dir(environ: Mapping[str, str]) -> Path:
     values are to be ignored), else ``$HOME/.local/state/safepip``, else the home directory of the
     current user from the password database. Raises :class:`StateError` when none is available.
     """
-    xdg = environ.get("XDG_STATE_HOME", "")
-    if xdg and Path(xdg).is_absolute():
-        return Path(xdg) / "safepip"
-    home = environ.get("HOME", "")
-    if not home or not Path(home).is_absolute():
-        try:
-            home = pwd.getpwuid(os.getuid()).pw_dir
-        except KeyError:
-            home = ""
-    if not home or not Path(home).is_absolute():
+    folder = xdg_folder(environ, "XDG_STATE_HOME", ".local", "state")
+    if folder is None:
         raise StateError(
             "cannot find a directory for the trust state: "
             "XDG_STATE_HOME and HOME are unset and the user has no home directory",
             hint="set XDG_STATE_HOME to an absolute path owned by you",
         )
-    return Path(home) / ".local" / "state" / "safepip"
+    return folder
 
 
 def judge_serial(
