@@ -141,15 +141,25 @@ def distributions(sites: Iterable[str], *, exclude: Iterable[str] = ()) -> list[
     """Every ``*.dist-info`` folder in ``sites``, and every ``*.egg-info`` (installed other than
     from a wheel: ``egg`` set), but those whose canonical name is excluded.
 
-    A folder whose METADATA or RECORD cannot be read is returned with ``problem`` set.
+    A folder whose METADATA or RECORD cannot be read is returned with ``problem`` set. A site
+    that does not exist holds nothing (a user site never made, say).
+
+    Raises:
+        UsageError: a site exists but cannot be listed: skipping it would report its
+            distributions as absent, and an audit of what could be read as clean.
     """
     skipped = {canonicalize_name(n) for n in exclude}
     found: list[Distribution] = []
     for site in sites:
         try:
             names = sorted(os.listdir(site))  # noqa: PTH208  (strings: paths are pip's)
-        except OSError:
+        except (FileNotFoundError, NotADirectoryError):
             continue
+        except OSError as exc:
+            raise UsageError(
+                f"cannot list {site}: {exc.strerror or exc}",
+                hint="run safepip as a user who can read the environment",
+            ) from exc
         for name in names:
             if name.endswith(".egg-info"):
                 stem = name.removesuffix(".egg-info")

@@ -331,3 +331,17 @@ def test_reading_an_environment_runs_none_of_its_code(tmp_path: Path) -> None:
     assert str(site.resolve()) in found.sites
     assert found.folders.scripts == str((venv / "bin").resolve())
     assert not marker.exists(), "a .pth file of the audited environment ran"
+
+
+def test_a_site_that_cannot_be_listed_fails_the_read_instead_of_passing(tmp_path: Path) -> None:
+    """Skipping it would report its distributions as absent and the audit as clean."""
+    from safepip import installed
+    from safepip.errors import UsageError
+
+    loop = tmp_path / "site-packages"
+    loop.symlink_to(loop)  # listing it fails (ELOOP) whoever runs the test, root included
+    with pytest.raises(UsageError, match="cannot list") as info:
+        installed.distributions([str(loop)])
+    assert str(loop) in str(info.value)
+    assert info.value.exit_code == 2
+    assert installed.distributions([str(tmp_path / "never-made")]) == []
