@@ -18,6 +18,8 @@ import contextlib
 import functools
 import gc
 import hashlib
+import itertools
+import operator
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -431,22 +433,38 @@ def _leading_header(text: str) -> tuple[_Headers, int] | None:
 
 
 class _WheelTable:
-    """The entries of a list that the fast path checked, built only when first asked for."""
+    """The entries of a list that a fast path checked, built only when first asked for.
 
-    def __init__(self, matches: list[tuple[str, ...]], names: list[str], first_line: int):
-        self._matches = matches
-        self._names = names
+    Held as columns (one list per field, in list order): 100,000 ``Entry`` objects take longer
+    to build than the whole list takes to check, and ``verify`` needs none of them.
+    """
+
+    def __init__(
+        self,
+        digests: list[str],
+        filenames: list[str],
+        raw_names: list[str],
+        versions: list[str],
+        first_line: int,
+    ):
+        self._columns = (digests, filenames, raw_names, versions)
         self._first_line = first_line
-        self.count = self.wheel_count = len(matches)
+        self.count = self.wheel_count = len(digests)
 
     @functools.cached_property
     def entries(self) -> list[Entry]:
-        return [
-            Entry(filename, digest, name, version, "wheel", number)
-            for number, ((digest, filename, _, version, _, _), name) in enumerate(
-                zip(self._matches, self._names, strict=True), start=self._first_line
+        digests, filenames, raw_names, versions = self._columns
+        return list(
+            map(
+                Entry,
+                filenames,
+                digests,
+                _canonical_names(raw_names),
+                versions,
+                itertools.repeat("wheel"),
+                itertools.count(self._first_line),
             )
-        ]
+        )
 
     @functools.cached_property
     def by_filename(self) -> dict[str, Entry]:
@@ -457,48 +475,135 @@ class _WheelTable:
         return {entry.sha256: entry for entry in self.entries}
 
 
-_DIGESTS = itemgetter(0)
-_FILENAMES = itemgetter(1)
-
-
 def _parse_wheels_at_once(text: str) -> tuple[_Headers, _WheelTable] | None:
     """Header and entries of a list made of header lines and well-formed wheel lines only.
 
-    Every check of the careful parser runs, over whole columns at once where it can: the line
-    grammar in one regular expression pass, unique filenames and hashes as sets, and unique
-    (name, version, build, tags) keys from canonical forms computed once per distinct value.
-    Returns ``None``, for the line-by-line parser to decide, on anything else or on any error.
+    Every check of the careful parser runs, over whole columns at once. Returns ``None``, for
+    the line-by-line parser to decide, on anything else or on any error: the fast paths may
+    only ever accept what the careful parser accepts, with the same entries.
     """
     leading = _leading_header(text)
     if leading is None:
         return None
     header, skipped = leading
     body = text[skipped:]
-    expected = body.count("\n") + (not body.endswith("\n"))
     # Hashes are hex, so ".." or "__" anywhere in the body is in a filename: the careful parser
     # judges those (a ".." filename is refused; "__" is refused in a name, allowed in a tag).
     if ".." in body or "__" in body:
         return None
+    return _parse_wheels_in_bulk(header, body) or _parse_wheels_by_pattern(header, body)
+
+
+_DIGEST: Final = itemgetter(slice(0, 64))
+_SEPARATOR: Final = itemgetter(slice(64, 66))
+_FILENAME: Final = itemgetter(slice(66, None))
+_HYPHENS: Final = operator.methodcaller("count", "-")
+_HEX_BYTES: Final = b"0123456789abcdef"
+# Every byte a line of the bulk path may hold: hex, the filename alphabet, space and LF.
+_BULK_BYTES: Final = _HEX_BYTES + b"ghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ._+!- \n"
+# A name part starts and ends with a letter or digit: no separator next to a line break.
+_NAME_EDGES: Final = ("\n.", "\n_", ".\n", "_\n")
+
+
+def _parse_wheels_in_bulk(header: _Headers, body: str) -> tuple[_Headers, _WheelTable] | None:
+    """The common list, judged with string methods over whole columns and no per-line Python.
+
+    Takes only lines ``<hash>  <name>-<version>-<py>-<abi>-<platform>.whl`` (no build tag),
+    each ending in LF, and no two names, versions or tag sets that are one written two ways;
+    returns ``None`` on anything else. The regular expression of the other
+    fast path costs about 1 µs per line in ``re``; these C-level passes cost a fifth of that.
+    """
+    n = body.count("\n")
+    # Counts first, which cost a millisecond each: two spaces and four hyphens a line (more
+    # hyphens is a build tag, most likely: the pattern path takes those).
+    if not n or not body.endswith("\n") or body.count(" ") != 2 * n or body.count("-") != 4 * n:
+        return None
+    if body.encode("ascii").translate(None, _BULK_BYTES):
+        return None
+    lines = body.split("\n")
+    lines.pop()  # the final LF ends the last line; it does not start a new one
+    # The two spaces of each line right after 64 characters: a hash, then a filename.
+    if set(map(_SEPARATOR, lines)) != {"  "}:
+        return None
+    digests = list(map(_DIGEST, lines))
+    if "".join(digests).encode("ascii").translate(None, _HEX_BYTES):
+        return None
+    filenames = list(map(_FILENAME, lines))
+    joined = "\n".join(filenames) + "\n"
+    # Every filename ends in ".whl" and has exactly four hyphens, none at an edge or doubled:
+    # five non-empty parts, so one split of the whole text yields the columns.
+    if (
+        joined.count(".whl\n") != n
+        or set(map(_HYPHENS, filenames)) != {4}
+        or joined.startswith("-")
+        or "\n-" in joined
+        or "--" in joined
+        or "-.whl\n" in joined
+    ):
+        return None
+    parts = joined.replace(".whl\n", "-").split("-")
+    raw_names, versions = parts[0:-1:5], parts[1:-1:5]
+    names_text = "\n" + "\n".join(raw_names) + "\n"
+    if "+" in names_text or "!" in names_text or any(e in names_text for e in _NAME_EDGES):
+        return None
+    if len(set(digests)) != n or len(set(filenames)) != n:
+        return None  # duplicates: found and named by the careful parser
+    first_line = len(header) + 1
+    try:
+        version_keys = {v: _canonical_version(v, first_line) for v in set(versions)}
+        tag_keys = {
+            t: _canonical_tags("-".join(t))
+            for t in set(zip(parts[2:-1:5], parts[3:-1:5], parts[4:-1:5], strict=True))
+        }
+    except ListFormatError:
+        return None
+    # Unique filenames mean unique (name, version, tags) keys when no two distinct spellings
+    # share a canonical form: of names (lower-case names without dots need no check: only "_"
+    # becomes "-"), of versions, or of tag sets. Otherwise the careful parser judges.
+    if len(set(version_keys.values())) != len(version_keys) or len(set(tag_keys.values())) != len(
+        tag_keys
+    ):
+        return None
+    if names_text.lower() != names_text or "." in names_text:
+        spellings = list(set(raw_names))
+        if len(set(_canonical_names(spellings))) != len(spellings):
+            return None
+    return header, _WheelTable(digests, filenames, raw_names, versions, first_line)
+
+
+_DIGESTS: Final = itemgetter(0)
+_FILENAMES: Final = itemgetter(1)
+
+
+def _parse_wheels_by_pattern(header: _Headers, body: str) -> tuple[_Headers, _WheelTable] | None:
+    """Any list of wheel lines (build tags, mixed case, dotted names), by one regular expression
+    pass: the line grammar, unique filenames and hashes as sets, and unique (name, version,
+    build, tags) keys from canonical forms computed once per distinct value."""
+    expected = body.count("\n") + (not body.endswith("\n"))
     matches = _FAST_WHEEL_LINE_RE.findall(body)
     n = len(matches)
     if n != expected:
         return None
     # Duplicates of any kind: counted here, found and named by the careful parser.
-    if len(set(map(_DIGESTS, matches))) != n or len(set(map(_FILENAMES, matches))) != n:
+    digests = list(map(_DIGESTS, matches))
+    filenames = list(map(_FILENAMES, matches))
+    if len(set(digests)) != n or len(set(filenames)) != n:
         return None
     first_line = len(header) + 1
+    raw_names = [m[2] for m in matches]
+    versions = [m[3] for m in matches]
     try:
-        names = _canonical_names([m[2] for m in matches])
-        versions = _canonical_column(
-            [m[3] for m in matches], lambda v: _canonical_version(v, first_line)
+        names = _canonical_names(raw_names)
+        canonical_versions = _canonical_column(
+            versions, lambda v: _canonical_version(v, first_line)
         )
         tags = _canonical_column([m[5] for m in matches], _canonical_tags)
     except ListFormatError:
         return None
     builds = [m[4] for m in matches]
-    if len(set(zip(names, versions, builds, tags, strict=True))) != n:
+    if len(set(zip(names, canonical_versions, builds, tags, strict=True))) != n:
         return None
-    return header, _WheelTable(matches, names, first_line)
+    return header, _WheelTable(digests, filenames, raw_names, versions, first_line)
 
 
 def _canonical_column(column: list[str], canonical: Callable[[str], str]) -> list[str]:

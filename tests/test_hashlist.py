@@ -255,7 +255,7 @@ def outcome(parse: object, data: bytes) -> object:
     return ("parsed", parsed.header, parsed.entries, parsed.legacy)
 
 
-def test_fast_path_takes_a_wheel_list_and_agrees(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pattern_path_takes_a_wheel_list_and_agrees(monkeypatch: pytest.MonkeyPatch) -> None:
     text = VARIED.decode()
     fast = hashlist._parse_wheels_at_once(text)
     assert fast is not None  # the fast path is not dead code
@@ -267,46 +267,87 @@ def test_fast_path_takes_a_wheel_list_and_agrees(monkeypatch: pytest.MonkeyPatch
     assert [e.name for e in fast[1].entries][1:3] == ["foo-bar", "zope-interface"]
 
 
-def hashlib_fast_decides(data: bytes) -> int:
-    """1 when the whole-text fast path accepts ``data`` (else the careful parser decides)."""
-    try:
-        text = data.decode("ascii")
-    except UnicodeDecodeError:
-        return 0
-    return int(hashlist._parse_wheels_at_once(text) is not None)
+# The bulk path takes the common list: no build tag, lower-case names without dots.
+PLAIN = body(
+    f"{H1}  certifi-2024.8.30-py3-none-any.whl",
+    f"{H2}  foo_bar-1.0-py2.py3-none-any.whl",
+    f"{H3}  zope_interface-7.0rc1-cp311-cp311-manylinux_2_17_x86_64.whl",
+    f"{'d' * 64}  pkg-1.0.post1+local-py3-none-any.whl",
+    f"{'e' * 64}  x-0!2.0.dev3-py3-none-any.whl",
+)
 
 
-def test_fast_path_agrees_with_the_careful_parser_on_mutated_lists(
+def test_bulk_path_takes_the_common_list_and_agrees(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = PLAIN.decode()
+    header, skipped = hashlist._leading_header(text) or ({}, 0)
+    bulk = hashlist._parse_wheels_in_bulk(header, text[skipped:])
+    assert bulk is not None  # the bulk path is not dead code
+    assert bulk[1].entries == hashlist._parse_line_by_line(text)[1].entries
+    assert [e.name for e in bulk[1].entries][1:3] == ["foo-bar", "zope-interface"]
+    # The build tag of VARIED is for the pattern path only.
+    text = VARIED.decode()
+    header, skipped = hashlist._leading_header(text) or ({}, 0)
+    assert hashlist._parse_wheels_in_bulk(header, text[skipped:]) is None
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"{'9' * 64}  foo_bar-1.0.0-py2.py3-none-any.whl",  # the same version, spelled otherwise
+        f"{'9' * 64}  foo_bar-1.0-py3.py2-none-any.whl",  # the same tag set, in another order
+        f"{'9' * 64}  foo_bar-1.0-PY2.py3-none-any.whl",  # the same tag set, upper-case
+        f"{'9' * 64}  Foo_bar-1.0-py2.py3-none-any.whl",  # the same name, upper-case
+        f"{'9' * 64}  foo.bar-1.0-py2.py3-none-any.whl",  # the same name, with a dot
+    ],
+)
+def test_fast_paths_send_lookalike_spellings_to_the_careful_parser(line: str) -> None:
+    error = refused(PLAIN + line.encode() + b"\n")
+    assert "names the same project, version and tags" in str(error)
+    assert error.line == 10
+
+
+def test_fast_paths_agree_with_the_careful_parser_on_mutated_lists(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    decided = {"_parse_wheels_in_bulk": 0, "_parse_wheels_by_pattern": 0}
+    for tier in decided:
+        real = getattr(hashlist, tier)
+
+        def counted(*args: object, _real: object = real, _tier: str = tier) -> object:
+            result = _real(*args)  # type: ignore[operator]
+            decided[_tier] += result is not None
+            return result
+
+        monkeypatch.setattr(hashlist, tier, counted)
     rng = random.Random(20261129)  # noqa: S311 (reproducible noise, not crypto)
-    lines = VARIED.decode().splitlines(keepends=True)
     noise = ["-", "_", ".", "..", "__", "\r", "\t", "\x00", "é", "A", "/", " ", "#", "\n", "1"]
+    noise += ["+", "!", "0", ".0", "-1"]
     kinds = set()
-    decided_fast = 0
-    for _ in range(3000):
-        mutated = list(lines)
-        for _ in range(rng.randint(1, 2)):
-            i = rng.randrange(len(mutated))
-            action = rng.randrange(4)
-            if action == 0:  # a character replaced or inserted
-                line = mutated[i]
-                j = rng.randrange(len(line))
-                mutated[i] = line[:j] + rng.choice(noise) + line[j + rng.randint(0, 1) :]
-            elif action == 1:  # a line repeated
-                mutated.insert(i, mutated[i])
-            elif action == 2 and len(mutated) > 1:  # a line dropped
-                del mutated[i]
-            else:  # a hash reused on another line
-                k = rng.randrange(len(mutated))
-                mutated[k] = mutated[i][:64] + mutated[k][64:]
-        data = "".join(mutated).encode()
-        fast = outcome(hashlist.parse, data)
-        assert fast == outcome(lambda d: careful_parse(d, monkeypatch), data), data
-        kinds.add(fast[0])  # type: ignore[index]
-        decided_fast += hashlib_fast_decides(data)
+    for base in (VARIED, PLAIN):
+        lines = base.decode().splitlines(keepends=True)
+        for _ in range(3000):
+            mutated = list(lines)
+            for _ in range(rng.randint(1, 2)):
+                i = rng.randrange(len(mutated))
+                action = rng.randrange(4)
+                if action == 0:  # a character replaced or inserted
+                    line = mutated[i]
+                    j = rng.randrange(len(line))
+                    mutated[i] = line[:j] + rng.choice(noise) + line[j + rng.randint(0, 1) :]
+                elif action == 1:  # a line repeated
+                    mutated.insert(i, mutated[i])
+                elif action == 2 and len(mutated) > 1:  # a line dropped
+                    del mutated[i]
+                else:  # a hash reused on another line
+                    k = rng.randrange(len(mutated))
+                    mutated[k] = mutated[i][:64] + mutated[k][64:]
+            data = "".join(mutated).encode()
+            fast = outcome(hashlist.parse, data)
+            assert fast == outcome(lambda d: careful_parse(d, monkeypatch), data), data
+            kinds.add(fast[0])  # type: ignore[index]
     assert kinds == {"parsed", "refused"}  # both sides of the comparison were exercised
-    assert decided_fast > 100, "the fast path never decided a mutated list"
+    # Each fast path decided many mutated lists: neither is dead code in this comparison.
+    assert min(decided.values()) > 100, decided
 
 
 def test_versions_with_thousands_of_digits_are_judged_not_crashed() -> None:
