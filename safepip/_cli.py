@@ -424,7 +424,7 @@ def _list_json(trusted: TrustedList) -> dict[str, Any]:
 
 
 def _verify(args: argparse.Namespace, cfg: Config, out: Output) -> int:
-    from safepip import install, vet  # noqa: PLC0415
+    from safepip import vet  # noqa: PLC0415  (not install: verify needs none of its imports)
 
     if args.min_remaining is not None and not 0 <= args.min_remaining < 1e6:
         raise UsageError(f"--min-remaining {args.min_remaining:g}: give a number of days")
@@ -433,13 +433,13 @@ def _verify(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     trusted = vet.load_trusted_list(
         cfg, now=now, state=_state(environ), log=out.debug, cache=_cache(environ)
     )
-    install.announce(trusted, out)
+    vet.announce(trusted, out)
     if args.min_remaining is not None:
         vet.judge_remaining(trusted, now=now, min_days=args.min_remaining)
     parsed = trusted.hashlist
     header = parsed.header
     wheels = parsed.wheel_count
-    install.commit(trusted, out)  # recorded before the verdict is shown: one verdict, one document
+    vet.commit(trusted, out)  # recorded before the verdict is shown: one verdict, one document
     out.result(
         "\n".join(
             [
@@ -845,7 +845,7 @@ def _audit(args: argparse.Namespace, cfg: Config, out: Output) -> int:
             " a distribution not on the list must be removed or listed by the publisher",
         )
     else:
-        install.commit(trusted, out)
+        vet.commit(trusted, out)
         out.result(
             f"ok: {len(dists)} distribution(s) in {where} are byte-identical to vetted wheels"
         )

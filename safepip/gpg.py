@@ -36,7 +36,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from safepip.errors import ConfigError, GpgMissingError, PublishError, SignatureError
+from safepip.errors import (
+    ConfigError,
+    GpgMissingError,
+    PublishError,
+    SafepipError,
+    SignatureError,
+)
 from safepip.files import read_regular
 
 if TYPE_CHECKING:
@@ -350,6 +356,63 @@ def verify(
             expired, by an expired or revoked key, weak, text-mode or attached; fewer than
             ``threshold`` pinned keys signed; too many blocks; or the deadline passed.
     """
+    with verifying(
+        data,
+        signature,
+        key_files=key_files,
+        trusted=trusted,
+        threshold=threshold,
+        source=source,
+        gpg_binary=gpg_binary,
+        log=log,
+        deadline=deadline,
+    ) as pending:
+        pass
+    return pending.verification
+
+
+class PendingVerification:
+    """What :func:`verifying` yields: :attr:`verification` once its block has ended well."""
+
+    def __init__(self) -> None:
+        self._verification: Verification | None = None
+
+    @property
+    def verification(self) -> Verification:
+        """The signatures' verdict.
+
+        Raises:
+            RuntimeError: read inside the ``with`` block, before gpg's verdict is in.
+        """
+        if self._verification is None:
+            raise RuntimeError("the verification is read before its with-block ended")
+        return self._verification
+
+
+@contextmanager
+def verifying(
+    data: bytes,
+    signature: bytes,
+    *,
+    key_files: Sequence[Path],
+    trusted: Sequence[str],
+    threshold: int,
+    source: str = "the signature",
+    gpg_binary: str = "gpg",
+    log: Callable[[str], None] | None = None,
+    deadline: float = VERIFY_DEADLINE,
+) -> Iterator[PendingVerification]:
+    """:func:`verify`, with gpg running while the ``with`` block runs.
+
+    gpg reads ``data`` from a file in the private GNUPGHOME, so the caller's block (parsing a
+    100,000-entry list takes longer than gpg) runs on the other core meanwhile. The verdict is
+    judged when the block ends, and it comes first: a block that raises a
+    :class:`~safepip.errors.SafepipError` (say, a malformed list) still waits for gpg, and a bad
+    signature is what is raised. Any other exception (Ctrl-C) stops gpg at once.
+
+    Raises:
+        The errors of :func:`verify`, when the block is entered or when it ends.
+    """
     pinned = frozenset(normalise_fingerprint(fpr) for fpr in trusted)
     # Duplicates count once: a block repeated thousands of times costs one gpg run, not thousands.
     blocks = list(dict.fromkeys(split_armor(signature, source=source)))
@@ -363,16 +426,84 @@ def verify(
         )
     binary = _gpg_binary(gpg_binary)
     options = ["--no-autostart", "--trust-model", "always", "--no-auto-key-retrieve"]
-    judged: list[Signature | Ignored] = []
     end = time.monotonic() + deadline
+    pending = PendingVerification()
     with _temporary_home(binary) as home:
         gpg = _gpg(binary, home, options, log)
         _import_keys(gpg, key_files)
-        for number, block in enumerate(blocks):
-            sig_path = home / f"signature-{number}.asc"
-            sig_path.write_bytes(block)
-            status = _verify_block(gpg, sig_path, data, end=end, deadline=deadline, source=source)
-            judged.extend(parse_status(status, source=source, pinned=pinned))
+        data_path = home / "data"
+        data_path.write_bytes(data)
+        running: list[subprocess.Popen[bytes]] = []
+        try:
+            for number, block in enumerate(blocks):
+                sig_path = home / f"signature-{number}.asc"
+                sig_path.write_bytes(block)
+                running.append(_start_verify(gpg, sig_path, data_path))
+            try:
+                yield pending
+            except SafepipError:
+                # The caller's own refusal waits for gpg: a bad signature is the first reason.
+                _judge(running, pinned, threshold, end=end, deadline=deadline, source=source)
+                raise
+            pending._verification = _judge(
+                running, pinned, threshold, end=end, deadline=deadline, source=source
+            )
+        finally:
+            for process in running:
+                if process.poll() is None:
+                    process.kill()
+                process.wait()
+
+
+def _start_verify(gpg: gnupg.GPG, sig_path: Path, data_path: Path) -> subprocess.Popen[bytes]:
+    """gpg checking one detached signature over the file ``data_path``, started.
+
+    python-gnupg builds the command line (and logs it); the process runs here, because
+    python-gnupg has no timeout.
+
+    Raises:
+        GpgMissingError: gpg cannot be started.
+    """
+    command: list[str] = gpg.make_args(["--verify", str(sig_path), str(data_path)], False)
+    try:
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=gpg.env,
+        )
+    except OSError as exc:
+        raise GpgMissingError(f"cannot run {command[0]}: {exc}") from exc
+
+
+def _judge(
+    running: Sequence[subprocess.Popen[bytes]],
+    pinned: frozenset[str],
+    threshold: int,
+    *,
+    end: float,
+    deadline: float,
+    source: str,
+) -> Verification:
+    """Wait for every gpg run (killed at ``end``) and judge their status lines together.
+
+    Raises:
+        SignatureError: the deadline passed, a pinned key's signature is not good, or fewer than
+            ``threshold`` pinned keys signed.
+    """
+    judged: list[Signature | Ignored] = []
+    for process in running:
+        try:
+            _, stderr = process.communicate(timeout=max(end - time.monotonic(), 0.0))
+        except subprocess.TimeoutExpired:
+            raise SignatureError(
+                f"{source}: verifying the signatures took longer than {deadline:g} s",
+                hint="gpg was stopped; try again, and tell the publisher if it persists",
+            ) from None
+        judged.extend(
+            parse_status(stderr.decode("utf-8", errors="replace"), source=source, pinned=pinned)
+        )
     signatures = [j for j in judged if isinstance(j, Signature)]
     ignored = [j for j in judged if isinstance(j, Ignored)]
     signers = sorted({s.primary for s in signatures} & pinned)
@@ -386,42 +517,6 @@ def verify(
     return Verification(
         signers=tuple(signers), signatures=tuple(signatures), ignored=tuple(ignored)
     )
-
-
-def _verify_block(
-    gpg: gnupg.GPG, sig_path: Path, data: bytes, *, end: float, deadline: float, source: str
-) -> str:
-    """gpg's status lines for one detached signature over ``data``, killed at ``end``.
-
-    python-gnupg builds the command line (and logs it); the process runs here, because
-    python-gnupg has no timeout.
-
-    Raises:
-        SignatureError: the deadline passed.
-        GpgMissingError: gpg cannot be started.
-    """
-    too_slow = SignatureError(
-        f"{source}: verifying the signatures took longer than {deadline:g} s",
-        hint="gpg was stopped; try again, and tell the publisher if it persists",
-    )
-    remaining = end - time.monotonic()
-    if remaining <= 0:
-        raise too_slow
-    command: list[str] = gpg.make_args(["--verify", str(sig_path), "-"], False)
-    try:
-        result = subprocess.run(
-            command,
-            input=data,
-            capture_output=True,
-            env=gpg.env,
-            timeout=remaining,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise too_slow from None
-    except OSError as exc:
-        raise GpgMissingError(f"cannot run {command[0]}: {exc}") from exc
-    return result.stderr.decode("utf-8", errors="replace")
 
 
 def sign(

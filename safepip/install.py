@@ -208,27 +208,9 @@ def trusted_list(cfg: Config, notes: Notes, trust: Trust, *, fallback: bool = Fa
         cache=trust.cache,
         fallback=fallback,
     )
-    announce(trusted, notes)
+    vet.announce(trusted, notes)
     notes.info(f"list: {trusted.describe()}")
     return trusted
-
-
-def announce(trusted: TrustedList, notes: Notes) -> None:
-    """The list's warnings, and (with -v) the signatures that were ignored and why."""
-    for warning in trusted.warnings:
-        notes.warn(warning)
-    for ignored in trusted.verification.ignored:
-        notes.debug(f"ignored a signature by {ignored.key}: {ignored.reason}")
-
-
-def commit(trusted: TrustedList, notes: Notes) -> None:
-    """The command succeeded: record the list's serial (and cache it). A refusal never gets here.
-
-    Raises:
-        FreshnessError, StateError: see :meth:`TrustedList.commit`.
-    """
-    for warning in trusted.commit():
-        notes.warn(warning)
 
 
 def judge_request(
@@ -464,7 +446,7 @@ def install(
         if outcome.refused:
             return outcome
         if request.dry_run:
-            commit(outcome.trusted, notes)
+            vet.commit(outcome.trusted, notes)
             return outcome
         # --user, --prefix, --root: pip knows where the files go, so pip byte-compiles them.
         elsewhere = request.user or request.prefix is not None or request.root is not None
@@ -547,7 +529,7 @@ def install(
             notes.debug(f"byte-compiled {compiled.compiled} of {compiled.sources} .py file(s)")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    commit(outcome.trusted, notes)
+    vet.commit(outcome.trusted, notes)
     return outcome
 
 
@@ -599,7 +581,7 @@ def lock(request: Request, output: Path, cfg: Config, notes: Notes, trust: Trust
         output.write_text(text, encoding="utf-8")
     except OSError as exc:  # checked when parsed, but permissions or a full disk remain
         raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from exc
-    commit(trusted, notes)
+    vet.commit(trusted, notes)
     return Outcome(trusted, tuple(artifacts), ())
 
 
@@ -672,7 +654,7 @@ def check(files: Sequence[Path], cfg: Config, notes: Notes, trust: Trust) -> Out
             rejections.extend(policy.judge_lock_line(line, trusted.hashlist))
     rejections.sort(key=lambda r: _location_key(r.location))
     if not rejections:
-        commit(trusted, notes)
+        vet.commit(trusted, notes)
     return Outcome(trusted, (), tuple(rejections), lines=len(parsed.lines))
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from safepip import fetch, gpg, hashlist, location, policy
 from safepip.config import Config
@@ -257,8 +257,9 @@ def load_trusted_list(
 ) -> TrustedList:
     """Fetch, verify, parse and judge the configured list; nothing is written.
 
-    The signature is checked over the exact bytes fetched, before they are parsed, and those same
-    bytes are what is parsed: a file changing on disk afterwards changes nothing. The serial is
+    The signature is checked over the exact bytes fetched, and those same bytes are what is
+    parsed (while gpg checks them; nothing parsed is used unless the signature holds): a file
+    changing on disk afterwards changes nothing. The serial is
     judged against ``state`` read-only; :meth:`TrustedList.commit` records it (and keeps a copy in
     ``cache``) once the command succeeded. ``state`` is ``None`` only where the caller must not
     record (never to skip the rollback check: then ``min-serial`` still applies). With
@@ -293,7 +294,10 @@ def load_trusted_list(
             f"{str(exc).splitlines()[0]}"
         )
     data, signature = pair.data, pair.signature
-    verification = gpg.verify(
+    # gpg checks the bytes while they are parsed (on the other core); a bad signature is still
+    # the reason given for a list that is also malformed, and nothing parsed is used before
+    # the signature holds.
+    with gpg.verifying(
         data,
         signature,
         key_files=cfg.key_files,
@@ -301,10 +305,11 @@ def load_trusted_list(
         threshold=cfg.threshold,
         source=cfg.signature_source(),
         log=log,
-    )
-    parsed = hashlist.parse(
-        data, require_freshness=cfg.require_freshness, max_bytes=cfg.max_list_bytes
-    )
+    ) as signed:
+        parsed = hashlist.parse(
+            data, require_freshness=cfg.require_freshness, max_bytes=cfg.max_list_bytes
+        )
+    verification = signed.verification
     hashlist.judge_header(
         parsed.header, now=now, max_validity_days=cfg.max_validity_days, legacy=parsed.legacy
     )
@@ -350,6 +355,31 @@ def load_trusted_list(
     if soon:
         warnings.append(soon)
     return TrustedList(identity, parsed, verification, tuple(warnings), pending)
+
+
+class Notes(Protocol):
+    """Where the list's warnings go (the CLI's :class:`~safepip._output.Output`)."""
+
+    def warn(self, message: str) -> None: ...
+    def debug(self, message: str) -> None: ...
+
+
+def announce(trusted: TrustedList, notes: Notes) -> None:
+    """The list's warnings, and (with -v) the signatures that were ignored and why."""
+    for warning in trusted.warnings:
+        notes.warn(warning)
+    for ignored in trusted.verification.ignored:
+        notes.debug(f"ignored a signature by {ignored.key}: {ignored.reason}")
+
+
+def commit(trusted: TrustedList, notes: Notes) -> None:
+    """The command succeeded: record the list's serial (and cache it). A refusal never gets here.
+
+    Raises:
+        FreshnessError, StateError: see :meth:`TrustedList.commit`.
+    """
+    for warning in trusted.commit():
+        notes.warn(warning)
 
 
 #: A wheel larger than this is refused while downloading (the largest common wheels are ~1 GB).

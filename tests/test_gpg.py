@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from safepip import gpg
-from safepip.errors import ConfigError, GpgMissingError, PublishError, SignatureError
+from safepip.errors import (
+    ConfigError,
+    GpgMissingError,
+    ListFormatError,
+    PublishError,
+    SignatureError,
+)
 from tests.keys import Keyring
 
 DATA = b"# safepip-list: 1\n" + b"a" * 64 + b"  a-1.0-py3-none-any.whl\n"
@@ -41,6 +47,17 @@ def verify(
         threshold=threshold,
         source="sha256sums.txt.asc",
     )
+
+
+def hanging_gpg(folder: Path, seconds: str) -> Path:
+    """A gpg whose --verify sleeps ``seconds`` (an odd duration: no other process's sleep)."""
+    slow = folder / "slow-gpg"
+    real = shutil.which("gpg")
+    slow.write_text(
+        f'#!/bin/sh\ncase "$*" in *--verify*) exec sleep {seconds};; esac\nexec {real} "$@"\n'
+    )
+    slow.chmod(0o755)
+    return slow
 
 
 def refused(ring: Keyring, signature: bytes, **kwargs: object) -> SignatureError:
@@ -359,12 +376,7 @@ def test_too_many_distinct_blocks_are_refused_before_gpg_runs(keyring: Keyring) 
 
 def test_verification_has_a_deadline(keyring: Keyring, tmp_path: Path) -> None:
     # A gpg that hangs while verifying (as one fed a hostile signature could) is stopped.
-    slow = tmp_path / "slow-gpg"
-    real = shutil.which("gpg")
-    slow.write_text(
-        f'#!/bin/sh\ncase "$*" in *--verify*) exec sleep 59.25;; esac\nexec {real} "$@"\n'
-    )
-    slow.chmod(0o755)
+    slow = hanging_gpg(tmp_path, "59.25")
     signature = keyring.detach_sign(DATA, fpr(keyring, "alice"))
     start = time.monotonic()
     with pytest.raises(SignatureError, match=r"took longer than 0\.5 s"):
@@ -380,3 +392,57 @@ def test_verification_has_a_deadline(keyring: Keyring, tmp_path: Path) -> None:
     assert time.monotonic() - start < 10
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
     assert "sleep 59.25" not in ps.stdout  # an odd duration: no other process's sleep
+
+
+def test_verifying_judges_the_signature_before_the_blocks_own_refusal(keyring: Keyring) -> None:
+    # vet parses the list while gpg checks it: a list both malformed and tampered with is refused
+    # for its signature, the first reason, whatever the parser found meanwhile.
+    signature = keyring.detach_sign(DATA, fpr(keyring, "alice"))
+    with (
+        pytest.raises(SignatureError, match="does not match") as info,
+        gpg.verifying(
+            DATA + b"x",
+            signature,
+            key_files=key_files(keyring, "alice"),
+            trusted=[fpr(keyring, "alice")],
+            threshold=1,
+        ),
+    ):
+        raise ListFormatError("expected a hash", line=2)
+    assert isinstance(info.value.__context__, ListFormatError)
+    # A good signature lets the block's own refusal through.
+    with (
+        pytest.raises(ListFormatError, match="expected a hash"),
+        gpg.verifying(
+            DATA,
+            signature,
+            key_files=key_files(keyring, "alice"),
+            trusted=[fpr(keyring, "alice")],
+            threshold=1,
+        ) as pending,
+    ):
+        with pytest.raises(RuntimeError):
+            pending.verification  # noqa: B018 (the verdict is not in before the block ends)
+        raise ListFormatError("expected a hash", line=2)
+
+
+def test_verifying_stops_gpg_at_once_on_ctrl_c(keyring: Keyring, tmp_path: Path) -> None:
+    slow = hanging_gpg(tmp_path, "58.75")
+    homes = set(Path(tempfile.gettempdir()).glob("safepip-gnupg-*"))
+    start = time.monotonic()
+    with (
+        pytest.raises(KeyboardInterrupt),
+        gpg.verifying(
+            DATA,
+            keyring.detach_sign(DATA, fpr(keyring, "alice")),
+            key_files=key_files(keyring, "alice"),
+            trusted=[fpr(keyring, "alice")],
+            threshold=1,
+            gpg_binary=str(slow),
+        ),
+    ):
+        raise KeyboardInterrupt
+    assert time.monotonic() - start < 10
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+    assert "sleep 58.75" not in ps.stdout
+    assert set(Path(tempfile.gettempdir()).glob("safepip-gnupg-*")) == homes
