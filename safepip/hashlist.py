@@ -487,10 +487,6 @@ def _parse_wheels_at_once(text: str) -> tuple[_Headers, _WheelTable] | None:
         return None
     header, skipped = leading
     body = text[skipped:]
-    # Hashes are hex, so ".." or "__" anywhere in the body is in a filename: the careful parser
-    # judges those (a ".." filename is refused; "__" is refused in a name, allowed in a tag).
-    if ".." in body or "__" in body:
-        return None
     return _parse_wheels_in_bulk(header, body) or _parse_wheels_by_pattern(header, body)
 
 
@@ -510,9 +506,29 @@ def _parse_wheels_in_bulk(header: _Headers, body: str) -> tuple[_Headers, _Wheel
 
     Takes only lines ``<hash>  <name>-<version>-<py>-<abi>-<platform>.whl`` (no build tag),
     each ending in LF, and no two names, versions or tag sets that are one written two ways;
-    returns ``None`` on anything else. The regular expression of the other
-    fast path costs about 1 µs per line in ``re``; these C-level passes cost a fifth of that.
+    returns ``None`` on anything else. The regular expression of the other fast path costs
+    about 1 µs per line in ``re``; these C-level passes cost a fifth of that.
     """
+    columns = _bulk_columns(body)
+    if columns is None:
+        return None
+    digests, filenames, parts = columns
+    n = len(digests)
+    raw_names, versions = parts[0:-1:5], parts[1:-1:5]
+    names_text = "\n" + "\n".join(raw_names) + "\n"
+    if "+" in names_text or "!" in names_text or any(e in names_text for e in _NAME_EDGES):
+        return None
+    if len(set(digests)) != n or len(set(filenames)) != n:
+        return None  # duplicates: found and named by the careful parser
+    first_line = len(header) + 1
+    if not _one_spelling_each(names_text, raw_names, versions, parts, first_line):
+        return None
+    return header, _WheelTable(digests, filenames, raw_names, versions, first_line)
+
+
+def _bulk_columns(body: str) -> tuple[list[str], list[str], list[str]] | None:
+    """(hashes, filenames, filename parts in order) when every line of ``body`` is a hash, two
+    spaces and a filename of five non-empty parts ending in ``.whl``; else ``None``."""
     n = body.count("\n")
     # Counts first, which cost a millisecond each: two spaces and four hyphens a line (more
     # hyphens is a build tag, most likely: the pattern path takes those).
@@ -531,44 +547,42 @@ def _parse_wheels_in_bulk(header: _Headers, body: str) -> tuple[_Headers, _Wheel
     filenames = list(map(_FILENAME, lines))
     joined = "\n".join(filenames) + "\n"
     # Every filename ends in ".whl" and has exactly four hyphens, none at an edge or doubled:
-    # five non-empty parts, so one split of the whole text yields the columns.
+    # five non-empty parts, so one split of the whole text yields the columns. ".." is refused
+    # in a filename and "__" in a name: the careful parser says so.
     if (
         joined.count(".whl\n") != n
         or set(map(_HYPHENS, filenames)) != {4}
         or joined.startswith("-")
-        or "\n-" in joined
-        or "--" in joined
-        or "-.whl\n" in joined
+        or any(run in joined for run in ("\n-", "--", "-.whl\n", "..", "__"))
     ):
         return None
-    parts = joined.replace(".whl\n", "-").split("-")
-    raw_names, versions = parts[0:-1:5], parts[1:-1:5]
-    names_text = "\n" + "\n".join(raw_names) + "\n"
-    if "+" in names_text or "!" in names_text or any(e in names_text for e in _NAME_EDGES):
-        return None
-    if len(set(digests)) != n or len(set(filenames)) != n:
-        return None  # duplicates: found and named by the careful parser
-    first_line = len(header) + 1
+    return digests, filenames, joined.replace(".whl\n", "-").split("-")
+
+
+def _one_spelling_each(
+    names_text: str, raw_names: list[str], versions: list[str], parts: list[str], line: int
+) -> bool:
+    """Whether no two distinct spellings of a name, a version or a tag set normalise alike (and
+    every version is valid), so that unique filenames mean unique (name, version, tags) keys.
+
+    Lower-case names without dots need no check: only "_" becomes "-" in them.
+    """
     try:
-        version_keys = {v: _canonical_version(v, first_line) for v in set(versions)}
-        tag_keys = {
-            t: _canonical_tags("-".join(t))
-            for t in set(zip(parts[2:-1:5], parts[3:-1:5], parts[4:-1:5], strict=True))
-        }
+        version_keys = {v: _canonical_version(v, line) for v in set(versions)}
     except ListFormatError:
-        return None
-    # Unique filenames mean unique (name, version, tags) keys when no two distinct spellings
-    # share a canonical form: of names (lower-case names without dots need no check: only "_"
-    # becomes "-"), of versions, or of tag sets. Otherwise the careful parser judges.
-    if len(set(version_keys.values())) != len(version_keys) or len(set(tag_keys.values())) != len(
-        tag_keys
-    ):
-        return None
+        return False
+    if len(set(version_keys.values())) != len(version_keys):
+        return False
+    # A tag set is the product of its three dotted parts, and products of non-empty sets are
+    # equal only if their factors are: distinct spellings within each column are enough.
+    for column in (parts[2:-1:5], parts[3:-1:5], parts[4:-1:5]):
+        spellings = set(column)
+        if len({frozenset(tag.lower().split(".")) for tag in spellings}) != len(spellings):
+            return False
     if names_text.lower() != names_text or "." in names_text:
-        spellings = list(set(raw_names))
-        if len(set(_canonical_names(spellings))) != len(spellings):
-            return None
-    return header, _WheelTable(digests, filenames, raw_names, versions, first_line)
+        names = list(set(raw_names))
+        return len(set(_canonical_names(names))) == len(names)
+    return True
 
 
 _DIGESTS: Final = itemgetter(0)
@@ -579,6 +593,10 @@ def _parse_wheels_by_pattern(header: _Headers, body: str) -> tuple[_Headers, _Wh
     """Any list of wheel lines (build tags, mixed case, dotted names), by one regular expression
     pass: the line grammar, unique filenames and hashes as sets, and unique (name, version,
     build, tags) keys from canonical forms computed once per distinct value."""
+    # Hashes are hex, so ".." or "__" anywhere in the body is in a filename: the careful parser
+    # judges those (a ".." filename is refused; "__" is refused in a name, allowed in a tag).
+    if ".." in body or "__" in body:
+        return None
     expected = body.count("\n") + (not body.endswith("\n"))
     matches = _FAST_WHEEL_LINE_RE.findall(body)
     n = len(matches)
