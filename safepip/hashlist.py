@@ -446,8 +446,11 @@ class _WheelTable:
         raw_names: list[str],
         versions: list[str],
         first_line: int,
+        *,
+        names: list[str] | None = None,
     ):
         self._columns = (digests, filenames, raw_names, versions)
+        self._names = names  # canonical, when the path that checked the list had them already
         self._first_line = first_line
         self.count = self.wheel_count = len(digests)
 
@@ -459,7 +462,7 @@ class _WheelTable:
                 Entry,
                 filenames,
                 digests,
-                _canonical_names(raw_names),
+                self._names if self._names is not None else _canonical_names(raw_names),
                 versions,
                 itertools.repeat("wheel"),
                 itertools.count(self._first_line),
@@ -621,7 +624,7 @@ def _parse_wheels_by_pattern(header: _Headers, body: str) -> tuple[_Headers, _Wh
     builds = [m[4] for m in matches]
     if len(set(zip(names, canonical_versions, builds, tags, strict=True))) != n:
         return None
-    return header, _WheelTable(digests, filenames, raw_names, versions, first_line)
+    return header, _WheelTable(digests, filenames, raw_names, versions, first_line, names=names)
 
 
 def _canonical_column(column: list[str], canonical: Callable[[str], str]) -> list[str]:
