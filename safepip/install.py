@@ -244,10 +244,12 @@ def resolve_lines(
     staging: Path,
     request: Request,
     cache: WheelCache | None = None,
+    reads: vet.Reads | None = None,
 ) -> tuple[list[Artifact], list[Rejection], bool]:
     """The artifacts to install and the rejections: locked fast path, else the in-process
     resolver over vetted metadata. Returns (artifacts, rejections, locked); for the resolver
-    path the wheels are already downloaded and hash-checked into ``staging / "wheels"``.
+    path the wheels are already downloaded and hash-checked into ``staging / "wheels"``. On the
+    locked path, the METADATA of each wheel copied from ``cache`` is read into ``reads``.
 
     Raises:
         FetchError: the index cannot be read or a download failed.
@@ -273,7 +275,7 @@ def resolve_lines(
         if rejections:
             return [], rejections, True
         # A cached wheel is copied in now, re-hashed on the way: no page, no download.
-        cached = vet.from_cache([e for e, _ in planned], staging / "wheels", cache)
+        cached = vet.from_cache([e for e, _ in planned], staging / "wheels", cache, reads=reads)
         urls = cached | vet.locate([e for e, _ in planned if e.filename not in cached], links)
         artifacts = [replace(a, url=urls[a.filename]) for a in artifacts]
         return artifacts, [], True
@@ -363,7 +365,13 @@ def lookalikes_named(
 
 
 def _resolved(
-    request: Request, cfg: Config, notes: Notes, trust: Trust, staging: Path
+    request: Request,
+    cfg: Config,
+    notes: Notes,
+    trust: Trust,
+    staging: Path,
+    *,
+    reads: vet.Reads | None = None,
 ) -> tuple[Outcome, bool]:
     """Requirements, list, the gate before the index, then :func:`resolve_lines`; returns the
     outcome and whether the locked fast path was taken (its wheels are not downloaded yet)."""
@@ -380,6 +388,7 @@ def _resolved(
         staging=staging,
         request=request,
         cache=trust.wheels,
+        reads=reads,
     )
     named = lookalikes_named(problems, cfg, trusted, notes) if problems else []
     requested = frozenset(line.name for line in parsed.lines)
@@ -397,7 +406,10 @@ def vet_request(
     """
     from safepip import interpreter  # noqa: PLC0415  (lazy: see the module)
 
-    outcome, locked = _resolved(request, cfg, notes, trust, staging)
+    # Each wheel's METADATA is read by the worker that copied or downloaded it, while the
+    # others are still on their way; the verdicts are still given below, in the lock's order.
+    reads: vet.Reads = {}
+    outcome, locked = _resolved(request, cfg, notes, trust, staging, reads=reads)
     # The resolver fetched, hash-checked and read every wheel it chose.
     if outcome.refused or not locked:
         return outcome
@@ -415,6 +427,7 @@ def vet_request(
             advance=advance,
             proxies=cfg.proxies,
             cache=trust.wheels,
+            reads=reads,
         )
     # A refused download leaves a hole in the closure; judging it would only add noise.
     target = interpreter.describe(request.python)
@@ -423,6 +436,7 @@ def vet_request(
         wheels,
         closure=not problems and not request.no_deps,
         environment=target.markers,
+        reads=reads,
     )
     named = lookalikes_named(problems, cfg, trusted, notes)
     return replace(outcome, rejections=tuple(named))

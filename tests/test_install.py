@@ -280,6 +280,14 @@ def test_metadata_that_disagrees_with_filename(
     assert "gamma-0.1-py3-none-any.whl: metadata-mismatch:" in out
     assert "METADATA says evil" in out
     assert_refused_before_pip(err, index, [])
+    # Again, now from the wheel cache (the download had the list's hash, so it was kept):
+    # the METADATA read while copying refuses it just the same.
+    before = len(index.server.requests)
+    code, again, err = install(index, capsys, "-r", str(locked))
+    assert code == 1, err
+    assert not [r for r in index.server.requests[before:] if r.endswith(".whl")]
+    assert again == out
+    assert_refused_before_pip(err, index, [])
 
 
 def test_expired_list_installs_nothing(index: Index, capsys: pytest.CaptureFixture[str]) -> None:
