@@ -32,11 +32,12 @@ exactly those are compiled.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -46,7 +47,7 @@ from safepip.errors import BytecodeError, PipError
 from safepip.pip import scrubbed_environment
 from safepip.wheel import WheelError, dist_info_folder
 
-__all__ = ["Compiled", "Layout", "compile_installed", "target_layout"]
+__all__ = ["Compiled", "Layout", "compile_installed", "layout_probe", "target_layout"]
 
 _SCRIPT = "_bytecode_script.py"
 #: The keys of a wheel's ``<name>.data`` folder whose ``.py`` files are compiled (pip's scheme keys
@@ -106,18 +107,62 @@ def target_layout(
     Raises:
         PipError: the interpreter cannot be run or does not answer (nothing is installed yet).
     """
+    with layout_probe(python_target, target_dir, environ=environ, log=log) as layout:
+        return layout()
+
+
+@contextlib.contextmanager
+def layout_probe(
+    python_target: str | None,
+    target_dir: Path | None,
+    *,
+    environ: Mapping[str, str],
+    log: Callable[[str], None] | None = None,
+) -> Iterator[Callable[[], Layout]]:
+    """:func:`target_layout`, started now and answered when the yielded function is called, so
+    the target interpreter runs while the caller does other work.
+
+    Call the function once, before pip installs (see :func:`target_layout`). A failure to start the
+    interpreter is raised by the call too, not at the start: it comes where the answer is needed,
+    after whatever the caller decides meanwhile. Leaving the block ends a probe still running.
+
+    Raises:
+        PipError: from the yielded function, as :func:`target_layout`.
+    """
     python = str(Path(python_target).absolute()) if python_target is not None else sys.executable
     if target_dir is not None:
         folder = str(Path(target_dir).absolute())
-        return Layout(python, True, (folder,), folder, folder, None, None)
+        fixed = Layout(python, True, (folder,), folder, folder, None, None)
+        yield lambda: fixed
+        return
     script = resources.files("safepip").joinpath(_SCRIPT).read_text(encoding="utf-8")
     argv = [python, "-I", "-W", "ignore", "-c", script, "layout"]
     if log is not None:
         log(f"{python} -I -W ignore -c <safepip/{_SCRIPT}> layout")
     try:
-        finished = process.run(argv, env=scrubbed_environment(environ))
+        running = process.start(argv, env=scrubbed_environment(environ))
     except OSError as exc:
-        raise _layout_failure(python, f"cannot run it: {exc.strerror or exc}") from exc
+        failure = _layout_failure(python, f"cannot run it: {exc.strerror or exc}")
+        failure.__cause__ = exc
+    else:
+        try:
+            yield lambda: _layout_answer(python, running.wait())
+        finally:
+            running.stop()
+        return
+
+    def failed() -> Layout:
+        raise failure
+
+    yield failed
+
+
+def _layout_answer(python: str, finished: process.Finished) -> Layout:
+    """The :class:`Layout` the ``layout`` run of the script printed.
+
+    Raises:
+        PipError: it failed or printed something else.
+    """
     if finished.returncode != 0:
         lines = [line.strip() for line in finished.stderr.splitlines() if line.strip()]
         raise _layout_failure(python, lines[-1] if lines else f"exit status {finished.returncode}")

@@ -12,6 +12,7 @@ modules (:mod:`policy`, :mod:`resolve`, :mod:`hashlist`); the IO behind :mod:`fe
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import time
@@ -454,26 +455,32 @@ def install(
     from safepip import bytecode, installed, target  # noqa: PLC0415  (lazy: see the module)
 
     install_wheels = installer(cfg, request)  # a missing uv: a usage error before any fetch
+    # --user, --prefix, --root: pip knows where the files go, so pip byte-compiles them.
+    elsewhere = request.user or request.prefix is not None or request.root is not None
     staging = Path(tempfile.mkdtemp(prefix="safepip-"))  # mkdtemp makes it 0700
+    probes = contextlib.ExitStack()  # ends a probe still running, whatever happens
     try:
+        # Where pip will install is asked for before it installs: the compile step then runs
+        # without `site`, so that no .pth file or sitecustomize of the packages installed runs
+        # (pip never runs them either). Asked now, the target starts while the list is fetched
+        # and the wheels vetted; its answer, or its failure, is taken once they are.
+        layout_of = (
+            None
+            if elsewhere or request.dry_run
+            else probes.enter_context(
+                bytecode.layout_probe(
+                    request.python, request.target, environ=environ, log=notes.debug
+                )
+            )
+        )
         outcome = vet_request(request, cfg, notes, trust, staging)
         if outcome.refused:
             return outcome
         if request.dry_run:
             vet.commit(outcome.trusted, notes)
             return outcome
-        # --user, --prefix, --root: pip knows where the files go, so pip byte-compiles them.
-        elsewhere = request.user or request.prefix is not None or request.root is not None
         pip_compiles = request.compile and elsewhere
-        # Asked before pip installs: the compile step then runs without `site`, so that no .pth
-        # file or sitecustomize of the packages installed runs (pip never runs them either).
-        layout = (
-            None
-            if elsewhere
-            else bytecode.target_layout(
-                request.python, request.target, environ=environ, log=notes.debug
-            )
-        )
+        layout = layout_of() if layout_of is not None else None
         # Installed means vetted: a distribution already there byte-identical to its vetted
         # wheel is kept; one that differs (tampered, files missing or added) is reinstalled.
         # --force-reinstall, and places only pip knows (--user, --prefix, --root), keep nothing.
@@ -542,6 +549,7 @@ def install(
             )
             notes.debug(f"byte-compiled {compiled.compiled} of {compiled.sources} .py file(s)")
     finally:
+        probes.close()
         shutil.rmtree(staging, ignore_errors=True)
     vet.commit(outcome.trusted, notes)
     return outcome

@@ -232,6 +232,20 @@ def test_missing_dependency_is_refused(index: Index, capsys: pytest.CaptureFixtu
     assert_refused_before_pip(err, index, [])
 
 
+def test_a_refusal_comes_before_a_target_that_cannot_run(
+    index: Index, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Where the target installs is asked for at the start, its answer taken only after
+    # vetting: a refused request is reported as such, whatever the probe ran into.
+    locked = index.client / "bad.txt"
+    locked.write_text("zeta==1.0 --hash=sha256:" + "1" * 64 + "\n")
+    missing = str(tmp_path / "no-python")
+    code, out, err = run(capsys, "install", "--python", missing, "-r", str(locked))
+    assert code == 1, err
+    assert "bad.txt:1: not-in-list: zeta is not on the list" in out
+    assert "cannot ask" not in out + err
+
+
 def test_unlisted_project_and_hash(index: Index, capsys: pytest.CaptureFixture[str]) -> None:
     locked = index.client / "bad.txt"
     locked.write_text(
