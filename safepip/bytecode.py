@@ -36,7 +36,6 @@ import contextlib
 import json
 import os
 import sys
-import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -45,7 +44,7 @@ from pathlib import Path
 from safepip import process
 from safepip.errors import BytecodeError, PipError
 from safepip.pip import scrubbed_environment
-from safepip.wheel import WheelError, dist_info_folder
+from safepip.wheel import WheelError, dist_info_folder, member_names
 
 __all__ = ["Compiled", "Layout", "compile_installed", "layout_probe", "target_layout"]
 
@@ -197,10 +196,7 @@ def compile_installed(
     if not wheels:
         return Compiled(0, 0, 0)
     try:
-        distributions = [
-            {"dist_info": dist_info_folder(wheel), "files": _python_files(wheel)}
-            for wheel in wheels
-        ]
+        distributions = [_distribution(wheel) for wheel in wheels]
     except WheelError as exc:
         raise _failure(str(exc)) from exc
     request = {"layout": layout.to_json(), "distributions": distributions}
@@ -224,23 +220,26 @@ def compile_installed(
         raise _failure(f"unreadable summary {stdout[:200]!r}") from exc
 
 
-def _python_files(wheel: Path) -> list[tuple[str, str]]:
-    """The ``.py`` files pip installs from ``wheel``: (scheme key or ``root``, path under it).
+def _distribution(wheel: Path) -> dict[str, object]:
+    """The compile request's entry for ``wheel``: its ``.dist-info`` name and ``.py`` files.
+
+    Raises:
+        WheelError: not a readable zip, or not one top-level ``.dist-info`` folder.
+    """
+    names = member_names(wheel)  # one read of the zip's directory serves both
+    return {"dist_info": dist_info_folder(wheel, names=names), "files": _python_files(names)}
+
+
+def _python_files(names: Sequence[str]) -> list[tuple[str, str]]:
+    """The ``.py`` files pip installs from a wheel of member ``names``: (scheme key or ``root``,
+    path under it).
 
     As pip's ``_install_wheel`` maps a member: one under a top-level ``*.data`` folder,
     ``<x>.data/<key>/<path>``, goes to the folder of scheme key ``key`` (``scripts``: the scripts
     folder); any other goes to the folder that holds the ``.dist-info`` (``root``); the path is
     ``os.path.normpath`` of the member's. A member pip would refuse (a path out of its folder, an
     unknown key) is left out, as is a ``headers`` one.
-
-    Raises:
-        WheelError: not a readable zip.
     """
-    try:
-        with zipfile.ZipFile(wheel) as archive:
-            names = archive.namelist()
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise WheelError(f"{wheel.name}: not a readable wheel ({exc})") from None
     found: set[tuple[str, str]] = set()
     for name in names:
         if name.endswith("/"):
