@@ -223,3 +223,24 @@ def test_from_cache_copies_in_parallel_reads_each_copy_and_skips_a_poisoned_entr
     assert all(not isinstance(reads[w.name], Rejection) for w in made if w != poisoned)
     refused = reads[evil.name]
     assert isinstance(refused, Rejection) and refused.code == "metadata-mismatch"
+
+
+def test_download_all_keeps_each_wheel_and_prunes_the_cache_once_to_its_cap(
+    served: Path, server: LoopbackServer, tmp_path: Path
+) -> None:
+    made = [make_wheel(served, f"p{n}", "1.0", modules={"m.py": "x = 1\n" * 200}) for n in range(4)]
+    biggest = max(w.stat().st_size for w in made)
+    cache = WheelCache(tmp_path / "cache", max_bytes=biggest)
+    artifacts = [
+        vet.Artifact(w.name.split("-")[0], "1.0", w.name, sha256_of(w), server.url_for(w.name))
+        for w in made
+    ]
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    problems = vet.download_all(
+        artifacts, folder, cafile=None, timeout=120, advance=lambda n: None, cache=cache
+    )
+    assert problems == []
+    assert sorted(p.name for p in folder.iterdir()) == sorted(w.name for w in made)
+    kept = [w for w in made if cache.has(sha256_of(w))]
+    assert len(kept) == 1, "within the cap once the downloads are done"
