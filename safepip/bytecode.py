@@ -46,7 +46,7 @@ from safepip.errors import BytecodeError, PipError
 from safepip.pip import scrubbed_environment
 from safepip.wheel import WheelError, dist_info_folder, member_names
 
-__all__ = ["Compiled", "Layout", "compile_installed", "layout_probe", "target_layout"]
+__all__ = ["Compiled", "Layout", "compile_installed", "compiler", "layout_probe", "target_layout"]
 
 _SCRIPT = "_bytecode_script.py"
 #: The keys of a wheel's ``<name>.data`` folder whose ``.py`` files are compiled (pip's scheme keys
@@ -195,29 +195,80 @@ def compile_installed(
     """
     if not wheels:
         return Compiled(0, 0, 0)
+    with compiler(layout, environ=environ, log=log) as compile_wheels:
+        return compile_wheels(wheels)
+
+
+@contextlib.contextmanager
+def compiler(
+    layout: Layout,
+    *,
+    environ: Mapping[str, str],
+    log: Callable[[str], None] | None = None,
+) -> Iterator[Callable[[Sequence[Path]], Compiled]]:
+    """:func:`compile_installed`, its interpreter started now: it starts and imports its modules
+    while pip or uv installs, and reads its work only when the yielded function is called.
+
+    Call the function once, after pip installed ``wheels``. Started before the install, the run
+    sees none of it (``-S``: no ``site``, no ``.pth`` file) until it is handed its work. A
+    failure to start the interpreter is raised by the call (as a :class:`BytecodeError`: the
+    packages are installed by then). Leaving the block ends a run nobody handed work.
+
+    Raises:
+        BytecodeError: from the yielded function, as :func:`compile_installed`.
+    """
+    script = resources.files("safepip").joinpath(_SCRIPT).read_text(encoding="utf-8")
+    argv = [layout.python, "-I", "-S", "-W", "ignore", "-c", script]
+    try:
+        running = process.start(argv, env=scrubbed_environment(environ), stdin=True)
+    except OSError as exc:
+        failure = _failure(f"cannot run {layout.python}: {exc.strerror or exc}")
+        failure.__cause__ = exc
+    else:
+        try:
+            yield lambda wheels: _compile(running, wheels, layout, log)
+        finally:
+            running.stop()
+        return
+
+    def failed(_: Sequence[Path]) -> Compiled:
+        raise failure
+
+    yield failed
+
+
+def _compile(
+    running: process.Running,
+    wheels: Sequence[Path],
+    layout: Layout,
+    log: Callable[[str], None] | None,
+) -> Compiled:
+    """Hand the started compile run its work, wait for it, and read its summary.
+
+    Raises:
+        BytecodeError: a wheel cannot be read, or the run failed or crashed.
+    """
     try:
         distributions = [_distribution(wheel) for wheel in wheels]
     except WheelError as exc:
         raise _failure(str(exc)) from exc
     request = {"layout": layout.to_json(), "distributions": distributions}
-    script = resources.files("safepip").joinpath(_SCRIPT).read_text(encoding="utf-8")
-    argv = [layout.python, "-I", "-S", "-W", "ignore", "-c", script]
     if log is not None:
         log(
             f"{layout.python} -I -S -W ignore -c <safepip/{_SCRIPT}>: "
             f"{len(distributions)} distribution(s)"
         )
-    returncode, stdout, stderr = _run(argv, json.dumps(request), scrubbed_environment(environ))
-    if log is not None and stderr.strip():
-        log(stderr.rstrip("\n"))
-    if returncode != 0:
-        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-        raise _failure(lines[-1] if lines else f"exit status {returncode}")
+    finished = running.wait(json.dumps(request))
+    if log is not None and finished.stderr.strip():
+        log(finished.stderr.rstrip("\n"))
+    if finished.returncode != 0:
+        lines = [line.strip() for line in finished.stderr.splitlines() if line.strip()]
+        raise _failure(lines[-1] if lines else f"exit status {finished.returncode}")
     try:
-        summary = json.loads(stdout)
+        summary = json.loads(finished.stdout)
         return Compiled(summary["distributions"], summary["sources"], summary["compiled"])
     except (ValueError, KeyError, TypeError) as exc:
-        raise _failure(f"unreadable summary {stdout[:200]!r}") from exc
+        raise _failure(f"unreadable summary {finished.stdout[:200]!r}") from exc
 
 
 def _distribution(wheel: Path) -> dict[str, object]:
@@ -275,16 +326,3 @@ def _failure(reason: str) -> BytecodeError:
         "the vetted packages are installed, but byte-compiling them failed: "
         + " ".join(reason.split())[:300]
     )
-
-
-def _run(argv: Sequence[str], stdin: str, env: Mapping[str, str]) -> tuple[int, str, str]:
-    """Run ``argv`` in a session of its own; on an interrupt, end it and its workers.
-
-    Raises:
-        BytecodeError: the interpreter cannot be started.
-    """
-    try:
-        finished = process.run(argv, env=env, stdin=stdin)
-    except OSError as exc:
-        raise _failure(f"cannot run {argv[0]}: {exc.strerror or exc}") from exc
-    return finished.returncode, finished.stdout, finished.stderr

@@ -458,7 +458,7 @@ def install(
     # --user, --prefix, --root: pip knows where the files go, so pip byte-compiles them.
     elsewhere = request.user or request.prefix is not None or request.root is not None
     staging = Path(tempfile.mkdtemp(prefix="safepip-"))  # mkdtemp makes it 0700
-    probes = contextlib.ExitStack()  # ends a probe still running, whatever happens
+    probes = contextlib.ExitStack()  # ends a child started early still running, whatever happens
     try:
         # Where pip will install is asked for before it installs: the compile step then runs
         # without `site`, so that no .pth file or sitecustomize of the packages installed runs
@@ -512,6 +512,13 @@ def install(
         generated = staging / "vetted.txt"
         generated.write_text(vet.requirements_text(artifacts), encoding="utf-8")
         options = request.pip_options()
+        # The compile run starts now, and loads while the installer runs (-S: it sees nothing
+        # the installer writes until it is handed its work, afterwards).
+        compile_wheels = (
+            probes.enter_context(bytecode.compiler(layout, environ=environ, log=notes.debug))
+            if layout is not None and request.compile and artifacts
+            else None
+        )
         if artifacts and request.target is None:
             install_wheels(
                 staging / "wheels",
@@ -540,13 +547,8 @@ def install(
                 notes.warn(warning)
             for old in merged.old_versions:
                 notes.info(f"removed {old} and the files its RECORD names from {request.target}")
-        if layout is not None and request.compile and artifacts:
-            compiled = bytecode.compile_installed(
-                [staging / "wheels" / a.filename for a in artifacts],
-                layout,
-                environ=environ,
-                log=notes.debug,
-            )
+        if compile_wheels is not None:
+            compiled = compile_wheels([staging / "wheels" / a.filename for a in artifacts])
             notes.debug(f"byte-compiled {compiled.compiled} of {compiled.sources} .py file(s)")
     finally:
         probes.close()
