@@ -60,6 +60,9 @@ def main() -> None:
     if sys.argv[1:] == ["layout"]:
         json.dump(_layout(), sys.stdout)
         return
+    # safepip starts this run while the installer still runs and hands it its work afterwards:
+    # the worker pool's modules (~30 ms of imports) are loaded meanwhile.
+    _import_pool()
     request = json.load(sys.stdin)
     layout = request["layout"]
     inside_target = layout["target"]
@@ -166,6 +169,12 @@ def _sources(
 def _leaves_folder(relative: str) -> bool:
     normal = os.path.normpath(relative)
     return os.path.isabs(normal) or normal.split(os.sep, 1)[0] == os.pardir
+
+
+def _import_pool() -> None:
+    """Import the process pool now; a platform without it compiles serially (see below)."""
+    with contextlib.suppress(ImportError):
+        import concurrent.futures.process  # noqa: F401, PLC0415
 
 
 def _compile_all(paths: list[str]) -> list[bool]:

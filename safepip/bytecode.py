@@ -32,11 +32,11 @@ exactly those are compiled.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
-import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -44,9 +44,9 @@ from pathlib import Path
 from safepip import process
 from safepip.errors import BytecodeError, PipError
 from safepip.pip import scrubbed_environment
-from safepip.wheel import WheelError, dist_info_folder
+from safepip.wheel import WheelError, dist_info_folder, member_names
 
-__all__ = ["Compiled", "Layout", "compile_installed", "target_layout"]
+__all__ = ["Compiled", "Layout", "compile_installed", "compiler", "layout_probe", "target_layout"]
 
 _SCRIPT = "_bytecode_script.py"
 #: The keys of a wheel's ``<name>.data`` folder whose ``.py`` files are compiled (pip's scheme keys
@@ -106,18 +106,62 @@ def target_layout(
     Raises:
         PipError: the interpreter cannot be run or does not answer (nothing is installed yet).
     """
+    with layout_probe(python_target, target_dir, environ=environ, log=log) as layout:
+        return layout()
+
+
+@contextlib.contextmanager
+def layout_probe(
+    python_target: str | None,
+    target_dir: Path | None,
+    *,
+    environ: Mapping[str, str],
+    log: Callable[[str], None] | None = None,
+) -> Iterator[Callable[[], Layout]]:
+    """:func:`target_layout`, started now and answered when the yielded function is called, so
+    the target interpreter runs while the caller does other work.
+
+    Call the function once, before pip installs (see :func:`target_layout`). A failure to start the
+    interpreter is raised by the call too, not at the start: it comes where the answer is needed,
+    after whatever the caller decides meanwhile. Leaving the block ends a probe still running.
+
+    Raises:
+        PipError: from the yielded function, as :func:`target_layout`.
+    """
     python = str(Path(python_target).absolute()) if python_target is not None else sys.executable
     if target_dir is not None:
         folder = str(Path(target_dir).absolute())
-        return Layout(python, True, (folder,), folder, folder, None, None)
+        fixed = Layout(python, True, (folder,), folder, folder, None, None)
+        yield lambda: fixed
+        return
     script = resources.files("safepip").joinpath(_SCRIPT).read_text(encoding="utf-8")
     argv = [python, "-I", "-W", "ignore", "-c", script, "layout"]
     if log is not None:
         log(f"{python} -I -W ignore -c <safepip/{_SCRIPT}> layout")
     try:
-        finished = process.run(argv, env=scrubbed_environment(environ))
+        running = process.start(argv, env=scrubbed_environment(environ))
     except OSError as exc:
-        raise _layout_failure(python, f"cannot run it: {exc.strerror or exc}") from exc
+        failure = _layout_failure(python, f"cannot run it: {exc.strerror or exc}")
+        failure.__cause__ = exc
+    else:
+        try:
+            yield lambda: _layout_answer(python, running.wait())
+        finally:
+            running.stop()
+        return
+
+    def failed() -> Layout:
+        raise failure
+
+    yield failed
+
+
+def _layout_answer(python: str, finished: process.Finished) -> Layout:
+    """The :class:`Layout` the ``layout`` run of the script printed.
+
+    Raises:
+        PipError: it failed or printed something else.
+    """
     if finished.returncode != 0:
         lines = [line.strip() for line in finished.stderr.splitlines() if line.strip()]
         raise _layout_failure(python, lines[-1] if lines else f"exit status {finished.returncode}")
@@ -151,51 +195,102 @@ def compile_installed(
     """
     if not wheels:
         return Compiled(0, 0, 0)
+    with compiler(layout, environ=environ, log=log) as compile_wheels:
+        return compile_wheels(wheels)
+
+
+@contextlib.contextmanager
+def compiler(
+    layout: Layout,
+    *,
+    environ: Mapping[str, str],
+    log: Callable[[str], None] | None = None,
+) -> Iterator[Callable[[Sequence[Path]], Compiled]]:
+    """:func:`compile_installed`, its interpreter started now: it starts and imports its modules
+    while pip or uv installs, and reads its work only when the yielded function is called.
+
+    Call the function once, after pip installed ``wheels``. Started before the install, the run
+    sees none of it (``-S``: no ``site``, no ``.pth`` file) until it is handed its work. A
+    failure to start the interpreter is raised by the call (as a :class:`BytecodeError`: the
+    packages are installed by then). Leaving the block ends a run nobody handed work.
+
+    Raises:
+        BytecodeError: from the yielded function, as :func:`compile_installed`.
+    """
+    script = resources.files("safepip").joinpath(_SCRIPT).read_text(encoding="utf-8")
+    argv = [layout.python, "-I", "-S", "-W", "ignore", "-c", script]
     try:
-        distributions = [
-            {"dist_info": dist_info_folder(wheel), "files": _python_files(wheel)}
-            for wheel in wheels
-        ]
+        running = process.start(argv, env=scrubbed_environment(environ), stdin=True)
+    except OSError as exc:
+        failure = _failure(f"cannot run {layout.python}: {exc.strerror or exc}")
+        failure.__cause__ = exc
+    else:
+        try:
+            yield lambda wheels: _compile(running, wheels, layout, log)
+        finally:
+            running.stop()
+        return
+
+    def failed(_: Sequence[Path]) -> Compiled:
+        raise failure
+
+    yield failed
+
+
+def _compile(
+    running: process.Running,
+    wheels: Sequence[Path],
+    layout: Layout,
+    log: Callable[[str], None] | None,
+) -> Compiled:
+    """Hand the started compile run its work, wait for it, and read its summary.
+
+    Raises:
+        BytecodeError: a wheel cannot be read, or the run failed or crashed.
+    """
+    try:
+        distributions = [_distribution(wheel) for wheel in wheels]
     except WheelError as exc:
         raise _failure(str(exc)) from exc
     request = {"layout": layout.to_json(), "distributions": distributions}
-    script = resources.files("safepip").joinpath(_SCRIPT).read_text(encoding="utf-8")
-    argv = [layout.python, "-I", "-S", "-W", "ignore", "-c", script]
     if log is not None:
         log(
             f"{layout.python} -I -S -W ignore -c <safepip/{_SCRIPT}>: "
             f"{len(distributions)} distribution(s)"
         )
-    returncode, stdout, stderr = _run(argv, json.dumps(request), scrubbed_environment(environ))
-    if log is not None and stderr.strip():
-        log(stderr.rstrip("\n"))
-    if returncode != 0:
-        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-        raise _failure(lines[-1] if lines else f"exit status {returncode}")
+    finished = running.wait(json.dumps(request))
+    if log is not None and finished.stderr.strip():
+        log(finished.stderr.rstrip("\n"))
+    if finished.returncode != 0:
+        lines = [line.strip() for line in finished.stderr.splitlines() if line.strip()]
+        raise _failure(lines[-1] if lines else f"exit status {finished.returncode}")
     try:
-        summary = json.loads(stdout)
+        summary = json.loads(finished.stdout)
         return Compiled(summary["distributions"], summary["sources"], summary["compiled"])
     except (ValueError, KeyError, TypeError) as exc:
-        raise _failure(f"unreadable summary {stdout[:200]!r}") from exc
+        raise _failure(f"unreadable summary {finished.stdout[:200]!r}") from exc
 
 
-def _python_files(wheel: Path) -> list[tuple[str, str]]:
-    """The ``.py`` files pip installs from ``wheel``: (scheme key or ``root``, path under it).
+def _distribution(wheel: Path) -> dict[str, object]:
+    """The compile request's entry for ``wheel``: its ``.dist-info`` name and ``.py`` files.
+
+    Raises:
+        WheelError: not a readable zip, or not one top-level ``.dist-info`` folder.
+    """
+    names = member_names(wheel)  # one read of the zip's directory serves both
+    return {"dist_info": dist_info_folder(wheel, names=names), "files": _python_files(names)}
+
+
+def _python_files(names: Sequence[str]) -> list[tuple[str, str]]:
+    """The ``.py`` files pip installs from a wheel of member ``names``: (scheme key or ``root``,
+    path under it).
 
     As pip's ``_install_wheel`` maps a member: one under a top-level ``*.data`` folder,
     ``<x>.data/<key>/<path>``, goes to the folder of scheme key ``key`` (``scripts``: the scripts
     folder); any other goes to the folder that holds the ``.dist-info`` (``root``); the path is
     ``os.path.normpath`` of the member's. A member pip would refuse (a path out of its folder, an
     unknown key) is left out, as is a ``headers`` one.
-
-    Raises:
-        WheelError: not a readable zip.
     """
-    try:
-        with zipfile.ZipFile(wheel) as archive:
-            names = archive.namelist()
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise WheelError(f"{wheel.name}: not a readable wheel ({exc})") from None
     found: set[tuple[str, str]] = set()
     for name in names:
         if name.endswith("/"):
@@ -231,16 +326,3 @@ def _failure(reason: str) -> BytecodeError:
         "the vetted packages are installed, but byte-compiling them failed: "
         + " ".join(reason.split())[:300]
     )
-
-
-def _run(argv: Sequence[str], stdin: str, env: Mapping[str, str]) -> tuple[int, str, str]:
-    """Run ``argv`` in a session of its own; on an interrupt, end it and its workers.
-
-    Raises:
-        BytecodeError: the interpreter cannot be started.
-    """
-    try:
-        finished = process.run(argv, env=env, stdin=stdin)
-    except OSError as exc:
-        raise _failure(f"cannot run {argv[0]}: {exc.strerror or exc}") from exc
-    return finished.returncode, finished.stdout, finished.stderr

@@ -174,11 +174,12 @@ class WheelCache:
         self._touch(sha256)
         return True
 
-    def store(self, source: Path, sha256: str) -> None:
+    def store(self, source: Path, sha256: str, *, prune: bool = True) -> None:
         """Keep a copy of ``source``, whose sha256 the caller just checked, then prune.
 
         The copy is hashed again while written, and dropped if it differs. An entry already
-        present is left alone.
+        present is left alone. ``prune=False``: the caller calls :meth:`prune` once after a
+        batch of stores (each prune reads the whole cache).
 
         Raises:
             OSError: the cache cannot be written.
@@ -213,7 +214,8 @@ class WheelCache:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
             raise
-        self.prune()
+        if prune:
+            self.prune()
 
     def prune(self, max_bytes: int | None = None) -> Pruned:
         """Remove entries, least recently used first, until the total is within ``max_bytes``

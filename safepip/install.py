@@ -12,15 +12,16 @@ modules (:mod:`policy`, :mod:`resolve`, :mod:`hashlist`); the IO behind :mod:`fe
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
@@ -244,10 +245,12 @@ def resolve_lines(
     staging: Path,
     request: Request,
     cache: WheelCache | None = None,
+    reads: vet.Reads | None = None,
 ) -> tuple[list[Artifact], list[Rejection], bool]:
     """The artifacts to install and the rejections: locked fast path, else the in-process
     resolver over vetted metadata. Returns (artifacts, rejections, locked); for the resolver
-    path the wheels are already downloaded and hash-checked into ``staging / "wheels"``.
+    path the wheels are already downloaded and hash-checked into ``staging / "wheels"``. On the
+    locked path, the METADATA of each wheel copied from ``cache`` is read into ``reads``.
 
     Raises:
         FetchError: the index cannot be read or a download failed.
@@ -273,7 +276,7 @@ def resolve_lines(
         if rejections:
             return [], rejections, True
         # A cached wheel is copied in now, re-hashed on the way: no page, no download.
-        cached = vet.from_cache([e for e, _ in planned], staging / "wheels", cache)
+        cached = vet.from_cache([e for e, _ in planned], staging / "wheels", cache, reads=reads)
         urls = cached | vet.locate([e for e, _ in planned if e.filename not in cached], links)
         artifacts = [replace(a, url=urls[a.filename]) for a in artifacts]
         return artifacts, [], True
@@ -363,7 +366,13 @@ def lookalikes_named(
 
 
 def _resolved(
-    request: Request, cfg: Config, notes: Notes, trust: Trust, staging: Path
+    request: Request,
+    cfg: Config,
+    notes: Notes,
+    trust: Trust,
+    staging: Path,
+    *,
+    reads: vet.Reads | None = None,
 ) -> tuple[Outcome, bool]:
     """Requirements, list, the gate before the index, then :func:`resolve_lines`; returns the
     outcome and whether the locked fast path was taken (its wheels are not downloaded yet)."""
@@ -380,6 +389,7 @@ def _resolved(
         staging=staging,
         request=request,
         cache=trust.wheels,
+        reads=reads,
     )
     named = lookalikes_named(problems, cfg, trusted, notes) if problems else []
     requested = frozenset(line.name for line in parsed.lines)
@@ -397,7 +407,10 @@ def vet_request(
     """
     from safepip import interpreter  # noqa: PLC0415  (lazy: see the module)
 
-    outcome, locked = _resolved(request, cfg, notes, trust, staging)
+    # Each wheel's METADATA is read by the worker that copied or downloaded it, while the
+    # others are still on their way; the verdicts are still given below, in the lock's order.
+    reads: vet.Reads = {}
+    outcome, locked = _resolved(request, cfg, notes, trust, staging, reads=reads)
     # The resolver fetched, hash-checked and read every wheel it chose.
     if outcome.refused or not locked:
         return outcome
@@ -415,6 +428,7 @@ def vet_request(
             advance=advance,
             proxies=cfg.proxies,
             cache=trust.wheels,
+            reads=reads,
         )
     # A refused download leaves a hole in the closure; judging it would only add noise.
     target = interpreter.describe(request.python)
@@ -423,6 +437,7 @@ def vet_request(
         wheels,
         closure=not problems and not request.no_deps,
         environment=target.markers,
+        reads=reads,
     )
     named = lookalikes_named(problems, cfg, trusted, notes)
     return replace(outcome, rejections=tuple(named))
@@ -439,27 +454,36 @@ def install(
     """
     from safepip import bytecode, installed, target  # noqa: PLC0415  (lazy: see the module)
 
-    install_wheels = installer(cfg, request)  # a missing uv: a usage error before any fetch
+    # --user, --prefix, --root: pip knows where the files go, so pip byte-compiles them.
+    elsewhere = request.user or request.prefix is not None or request.root is not None
     staging = Path(tempfile.mkdtemp(prefix="safepip-"))  # mkdtemp makes it 0700
+    # What runs beside the pipeline: children started early, a folder being removed. Closed
+    # (children ended, the removal waited for) whatever happens.
+    probes = contextlib.ExitStack()
     try:
+        # A missing uv: a usage error before any fetch.
+        install_wheels = installer(cfg, request, scratch=staging)
+        # Where pip will install is asked for before it installs: the compile step then runs
+        # without `site`, so that no .pth file or sitecustomize of the packages installed runs
+        # (pip never runs them either). Asked now, the target starts while the list is fetched
+        # and the wheels vetted; its answer, or its failure, is taken once they are.
+        layout_of = (
+            None
+            if elsewhere or request.dry_run
+            else probes.enter_context(
+                bytecode.layout_probe(
+                    request.python, request.target, environ=environ, log=notes.debug
+                )
+            )
+        )
         outcome = vet_request(request, cfg, notes, trust, staging)
         if outcome.refused:
             return outcome
         if request.dry_run:
             vet.commit(outcome.trusted, notes)
             return outcome
-        # --user, --prefix, --root: pip knows where the files go, so pip byte-compiles them.
-        elsewhere = request.user or request.prefix is not None or request.root is not None
         pip_compiles = request.compile and elsewhere
-        # Asked before pip installs: the compile step then runs without `site`, so that no .pth
-        # file or sitecustomize of the packages installed runs (pip never runs them either).
-        layout = (
-            None
-            if elsewhere
-            else bytecode.target_layout(
-                request.python, request.target, environ=environ, log=notes.debug
-            )
-        )
+        layout = layout_of() if layout_of is not None else None
         # Installed means vetted: a distribution already there byte-identical to its vetted
         # wheel is kept; one that differs (tampered, files missing or added) is reinstalled.
         # --force-reinstall, and places only pip knows (--user, --prefix, --root), keep nothing.
@@ -491,6 +515,13 @@ def install(
         generated = staging / "vetted.txt"
         generated.write_text(vet.requirements_text(artifacts), encoding="utf-8")
         options = request.pip_options()
+        # The compile run starts now, and loads while the installer runs (-S: it sees nothing
+        # the installer writes until it is handed its work, afterwards).
+        compile_wheels = (
+            probes.enter_context(bytecode.compiler(layout, environ=environ, log=notes.debug))
+            if layout is not None and request.compile and artifacts
+            else None
+        )
         if artifacts and request.target is None:
             install_wheels(
                 staging / "wheels",
@@ -519,23 +550,48 @@ def install(
                 notes.warn(warning)
             for old in merged.old_versions:
                 notes.info(f"removed {old} and the files its RECORD names from {request.target}")
-        if layout is not None and request.compile and artifacts:
-            compiled = bytecode.compile_installed(
-                [staging / "wheels" / a.filename for a in artifacts],
-                layout,
-                environ=environ,
-                log=notes.debug,
-            )
+        if cfg.installer == "uv":
+            # uv's private cache holds an unpacked copy of every wheel: removed (~60 ms) while
+            # the compile runs.
+            probes.enter_context(_removed_meanwhile(staging / _UV_CACHE))
+        if compile_wheels is not None:
+            compiled = compile_wheels([staging / "wheels" / a.filename for a in artifacts])
             notes.debug(f"byte-compiled {compiled.compiled} of {compiled.sources} .py file(s)")
     finally:
+        probes.close()
         shutil.rmtree(staging, ignore_errors=True)
     vet.commit(outcome.trusted, notes)
     return outcome
 
 
-def installer(cfg: Config, request: Request) -> Callable[..., None]:
+#: uv's private cache, in the staging folder (:func:`installer`).
+_UV_CACHE: Final = "uv-cache"
+
+
+@contextlib.contextmanager
+def _removed_meanwhile(folder: Path) -> Iterator[None]:
+    """Remove ``folder`` in a thread while the block runs; it is gone when the block ends."""
+    import threading  # noqa: PLC0415  (lazy: see the module)
+
+    remover = threading.Thread(
+        target=shutil.rmtree,
+        args=(folder,),
+        kwargs={"ignore_errors": True},
+        name="safepip-remove",
+        daemon=True,
+    )
+    remover.start()
+    try:
+        yield
+    finally:
+        remover.join()
+
+
+def installer(cfg: Config, request: Request, *, scratch: Path | None = None) -> Callable[..., None]:
     """What installs the vetted wheels: ``pip.install``, or ``uv.install`` with
-    ``installer = "uv"`` (the same contract: offline, no deps, every hash re-checked).
+    ``installer = "uv"`` (the same contract: offline, no deps, every hash re-checked). With
+    ``scratch`` (a private folder), uv makes its cache there (``uv-cache``) and leaves it for
+    the caller to remove.
 
     Raises:
         UsageError: uv is asked for but the optional extra ``safepip[uv]`` is not installed, or
@@ -554,7 +610,8 @@ def installer(cfg: Config, request: Request) -> Callable[..., None]:
             "installer uv does not take --user, --prefix, --root or --break-system-packages here",
             hint="use --installer pip for those, or install into a venv (--python)",
         )
-    return functools.partial(uv.install, uv_binary=uv.find_uv())
+    cache_dir = scratch / _UV_CACHE if scratch is not None else None
+    return functools.partial(uv.install, uv_binary=uv.find_uv(), cache_dir=cache_dir)
 
 
 def lock(request: Request, output: Path, cfg: Config, notes: Notes, trust: Trust) -> Outcome:

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["Finished", "run"]
+__all__ = ["Finished", "Running", "run", "start"]
 
 #: After SIGINT on an interrupt, how long the session may take to end before it is killed.
 GRACE_SECONDS: Final = 5.0
@@ -50,9 +50,62 @@ def run(
         OSError: ``argv[0]`` cannot be started.
         subprocess.TimeoutExpired: ``timeout`` seconds passed; the session has been killed.
     """
+    running = start(argv, env=env, stdin=stdin is not None, merge_stderr=merge_stderr, cwd=cwd)
+    return running.wait(stdin, timeout=timeout)
+
+
+class Running:
+    """A child :func:`start` started and nobody has waited for yet."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self._process = process
+
+    def wait(self, stdin: str | None = None, *, timeout: float | None = None) -> Finished:
+        """Feed the child ``stdin``, wait for it to end, and return its exit code and output.
+
+        On a timeout the session is killed; on an interrupt (any exception while waiting) it
+        gets SIGINT, then SIGKILL after :data:`GRACE_SECONDS`, and the exception passes on.
+
+        Raises:
+            subprocess.TimeoutExpired: ``timeout`` seconds passed; the session has been killed.
+        """
+        process = self._process
+        try:
+            stdout, stderr = process.communicate(stdin, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _stop(process, graceful=False)
+            raise
+        except BaseException:
+            _stop(process, graceful=True)
+            raise
+        return Finished(process.returncode, stdout or "", stderr or "")
+
+    def stop(self) -> None:
+        """End the session unless the child was waited for: one started for an answer nobody
+        takes any more (a refused run) must not outlive it."""
+        if self._process.returncode is None:
+            _stop(self._process, graceful=False)
+
+
+def start(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    stdin: bool = False,
+    merge_stderr: bool = False,
+    cwd: str | None = None,
+) -> Running:
+    """Start ``argv`` in a new session and return at once; :meth:`Running.wait` collects it.
+
+    ``stdin``: the child reads a pipe that :meth:`Running.wait` writes (else /dev/null). The
+    caller must wait for or :meth:`~Running.stop` what it started.
+
+    Raises:
+        OSError: ``argv[0]`` cannot be started.
+    """
     process = subprocess.Popen(
         list(argv),
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
         env=dict(env),
@@ -61,15 +114,7 @@ def run(
         start_new_session=os.name == "posix",
         cwd=cwd,
     )
-    try:
-        stdout, stderr = process.communicate(stdin, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _stop(process, graceful=False)
-        raise
-    except BaseException:
-        _stop(process, graceful=True)
-        raise
-    return Finished(process.returncode, stdout or "", stderr or "")
+    return Running(process)
 
 
 def _stop(process: subprocess.Popen[str], *, graceful: bool) -> None:

@@ -107,6 +107,7 @@ def install(
     uv_binary: str | None = None,
     options: Sequence[str] = (),
     compile: bool = False,
+    cache_dir: Path | None = None,
 ) -> None:
     """Install exactly the wheels pinned (with hashes) in ``requirements_file`` from ``wheel_dir``.
 
@@ -116,7 +117,9 @@ def install(
     ``target_dir`` is an empty staging folder. ``uv_binary`` defaults to
     :func:`find_uv`. ``options`` and ``compile`` are :func:`safepip.pip.install`'s: pip's
     ``--user``/``--prefix``/``--root`` and its own byte-compiling, which this installer does not
-    take (:func:`safepip.install.installer` refuses them first).
+    take (:func:`safepip.install.installer` refuses them first). ``cache_dir``: where uv's
+    private cache is made (it must not exist yet), left for the caller to remove (uv unpacks
+    every wheel there: removing it takes a while, which the caller can overlap with other work).
 
     Raises:
         UsageError: uv is not installed, or ``python_target`` is not an executable file.
@@ -156,13 +159,18 @@ def install(
     if target_dir is not None:
         argv += ["--target", str(Path(target_dir).absolute())]
     argv += ["-r", str(Path(requirements_file).absolute())]
-    cache = Path(tempfile.mkdtemp(prefix="uv-cache-", dir=Path(wheel_dir).absolute().parent))
+    if cache_dir is None:
+        cache = Path(tempfile.mkdtemp(prefix="uv-cache-", dir=Path(wheel_dir).absolute().parent))
+    else:
+        cache = cache_dir.absolute()
+        cache.mkdir(mode=0o700)  # new and empty: nothing in it was put there by others
     try:
         returncode, output = _run(
             [*argv, "--cache-dir", str(cache)], env=uv_environment(environ), log=log
         )
     finally:
-        shutil.rmtree(cache, ignore_errors=True)
+        if cache_dir is None:
+            shutil.rmtree(cache, ignore_errors=True)
     if returncode != 0:
         raise PipError(
             f"uv failed to install the vetted wheels: {_summary(output)}",

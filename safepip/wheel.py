@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.parser import HeaderParser
 from pathlib import Path
@@ -80,20 +81,31 @@ def read_metadata(path: Path) -> WheelMetadata:
     return WheelMetadata(meta_name, meta_version, requires, headers.get("Requires-Python"), extras)
 
 
-def dist_info_folder(path: Path) -> str:
+def member_names(path: Path) -> list[str]:
+    """The names of the members of the wheel at ``path``, from its zip's central directory.
+
+    Raises:
+        WheelError: not a readable zip.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.namelist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise WheelError(f"{path.name}: not a readable wheel ({exc})") from None
+
+
+def dist_info_folder(path: Path, *, names: Sequence[str] | None = None) -> str:
     """The name of the wheel's one top-level ``.dist-info`` folder, as pip installs it.
 
     pip installs that folder under exactly this name (``PyYAML-6.0.1.dist-info``, say), so it
-    names the installed distribution without any name or version normalisation.
+    names the installed distribution without any name or version normalisation. ``names``: the
+    wheel's :func:`member_names`, when the caller already read them.
 
     Raises:
         WheelError: not a readable zip, or not exactly one top-level ``.dist-info`` folder.
     """
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise WheelError(f"{path.name}: not a readable wheel ({exc})") from None
+    if names is None:
+        names = member_names(path)
     folders = {name.split("/", 1)[0] for name in names if "/" in name}
     found = sorted(folder for folder in folders if folder.endswith(".dist-info"))
     if len(found) != 1:

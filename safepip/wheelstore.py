@@ -23,7 +23,7 @@ from safepip.hashlist import Entry
 from safepip.policy import Rejection
 from safepip.resolve import Refused
 from safepip.sources import Links
-from safepip.vet import MAX_WHEEL_BYTES, keep
+from safepip.vet import MAX_WHEEL_BYTES, keep, prune
 from safepip.wheel import WheelError, WheelMetadata, read_metadata
 
 if TYPE_CHECKING:
@@ -84,6 +84,8 @@ class WheelStore:
         """
         self._cancel.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._cache is not None:
+            prune(self._cache)  # once, after every store
 
     # --- where ------------------------------------------------------------------------------
 
@@ -179,7 +181,7 @@ class WheelStore:
                 )
             )
         if self._cache is not None:
-            keep(self._cache, path, digest)
+            keep(self._cache, path, digest, prune=False)  # pruned once, when the store closes
         if self._on_download is not None:
             self._on_download(entry)
         return path

@@ -13,6 +13,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -329,3 +330,60 @@ def test_startup_files_of_the_installed_packages_do_not_run(env: Env, tmp_path: 
 
     subprocess.run([env.python, "-c", "pass"], check=True)  # they do run as the venv starts
     assert sorted(p.name for p in tmp_path.glob("ran*")) == ["ran-sitecustomize", "ran.pth"]
+
+
+def test_a_layout_probe_fails_where_its_answer_is_taken_not_where_it_starts(
+    tmp_path: Path,
+) -> None:
+    missing = str(tmp_path / "no-python")
+    probe = bytecode.layout_probe(missing, None, environ={})
+    with probe as layout, pytest.raises(PipError, match=r"\(nothing was installed\): cannot"):
+        layout()  # entering the block raised nothing
+
+
+def slow_python(tmp_path: Path) -> tuple[Path, Path]:
+    """An "interpreter" that records its pid and hangs: (its path, the pid file)."""
+    pidfile = tmp_path / "pid"
+    slow = tmp_path / "python"
+    slow.write_text(f"#!/bin/sh\necho $$ > {pidfile}\nexec sleep 60\n")
+    slow.chmod(0o755)
+    return slow, pidfile
+
+
+def started_pid(pidfile: Path) -> int:
+    for _ in range(200):
+        if pidfile.exists() and pidfile.read_text().strip():
+            break
+        time.sleep(0.01)
+    return int(pidfile.read_text())
+
+
+def test_a_layout_probe_nobody_asked_is_ended_with_the_block(tmp_path: Path) -> None:
+    slow, pidfile = slow_python(tmp_path)
+    with bytecode.layout_probe(str(slow), None, environ=os.environ):
+        pid = started_pid(pidfile)
+    assert not Path(f"/proc/{pid}").exists(), "the probe outlived the run that started it"
+
+
+def test_a_layout_probe_answers_as_target_layout(env: Env, tmp_path: Path) -> None:
+    with bytecode.layout_probe(env.python, None, environ=os.environ) as layout:
+        assert layout() == bytecode.target_layout(env.python, None, environ=os.environ)
+    with bytecode.layout_probe(env.python, tmp_path, environ=os.environ) as layout:
+        assert layout().target and layout().purelib == str(tmp_path)
+
+
+def test_a_compiler_fails_where_it_is_handed_work_not_where_it_starts(tmp_path: Path) -> None:
+    missing = str(tmp_path / "no-python")
+    layout = bytecode.Layout(missing, False, (str(tmp_path),), *[str(tmp_path)] * 4)
+    wheel = make_wheel(tmp_path / "w", "lost", "1.0")
+    started = bytecode.compiler(layout, environ={})
+    with started as compile_wheels, pytest.raises(BytecodeError, match="cannot run"):
+        compile_wheels([wheel])  # entering the block raised nothing
+
+
+def test_a_compiler_nobody_handed_work_is_ended_with_the_block(tmp_path: Path) -> None:
+    slow, pidfile = slow_python(tmp_path)
+    layout = bytecode.Layout(str(slow), False, (str(tmp_path),), *[str(tmp_path)] * 4)
+    with bytecode.compiler(layout, environ=os.environ):
+        pid = started_pid(pidfile)
+    assert not Path(f"/proc/{pid}").exists(), "the compile run outlived the install"

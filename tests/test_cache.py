@@ -118,6 +118,16 @@ def test_a_store_beyond_the_cap_prunes(tmp_path: Path) -> None:
     assert len(list((tmp_path / "c" / "wheels").glob("*/*"))) == 1
 
 
+def test_a_batch_of_stores_is_pruned_once_by_the_caller(tmp_path: Path) -> None:
+    cache = WheelCache(tmp_path / "c", max_bytes=1500)
+    for i in range(3):
+        source = tmp_path / f"{i}.whl"
+        source.write_bytes(bytes([i]) * 1000)
+        cache.store(source, hashlib.sha256(source.read_bytes()).hexdigest(), prune=False)
+    assert len(list((tmp_path / "c" / "wheels").glob("*/*"))) == 3
+    assert cache.prune().size == 1000
+
+
 def test_configured_honours_no_cache_dir_and_the_cap(tmp_path: Path) -> None:
     environ = {"XDG_CACHE_HOME": str(tmp_path)}
     assert configured(environ, disabled=True, max_mb=None) is None

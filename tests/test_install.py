@@ -232,6 +232,20 @@ def test_missing_dependency_is_refused(index: Index, capsys: pytest.CaptureFixtu
     assert_refused_before_pip(err, index, [])
 
 
+def test_a_refusal_comes_before_a_target_that_cannot_run(
+    index: Index, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Where the target installs is asked for at the start, its answer taken only after
+    # vetting: a refused request is reported as such, whatever the probe ran into.
+    locked = index.client / "bad.txt"
+    locked.write_text("zeta==1.0 --hash=sha256:" + "1" * 64 + "\n")
+    missing = str(tmp_path / "no-python")
+    code, out, err = run(capsys, "install", "--python", missing, "-r", str(locked))
+    assert code == 1, err
+    assert "bad.txt:1: not-in-list: zeta is not on the list" in out
+    assert "cannot ask" not in out + err
+
+
 def test_unlisted_project_and_hash(index: Index, capsys: pytest.CaptureFixture[str]) -> None:
     locked = index.client / "bad.txt"
     locked.write_text(
@@ -279,6 +293,14 @@ def test_metadata_that_disagrees_with_filename(
     assert code == 1
     assert "gamma-0.1-py3-none-any.whl: metadata-mismatch:" in out
     assert "METADATA says evil" in out
+    assert_refused_before_pip(err, index, [])
+    # Again, now from the wheel cache (the download had the list's hash, so it was kept):
+    # the METADATA read while copying refuses it just the same.
+    before = len(index.server.requests)
+    code, again, err = install(index, capsys, "-r", str(locked))
+    assert code == 1, err
+    assert not [r for r in index.server.requests[before:] if r.endswith(".whl")]
+    assert again == out
     assert_refused_before_pip(err, index, [])
 
 

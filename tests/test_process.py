@@ -114,3 +114,22 @@ def test_an_interrupt_also_ends_a_detached_grandchild_that_ignores_sigint(tmp_pa
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
     assert gone(wait_for_pid(pidfile)), "the detached grandchild outlived the interrupt"
+
+
+def test_a_started_child_runs_while_the_caller_works_and_is_waited_for_later() -> None:
+    running = process.start(
+        [sys.executable, "-c", "import sys; print(sys.stdin.read()[::-1])"], env={}, stdin=True
+    )
+    finished = running.wait("abc")
+    assert (finished.returncode, finished.stdout) == (0, "cba\n")
+    running.stop()  # waited for: nothing left to end
+
+
+def test_stopping_a_child_nobody_waited_for_ends_its_whole_session(tmp_path: Path) -> None:
+    pidfile = tmp_path / "grandchild"
+    running = process.start(["sh", "-c", SPAWNER.format(pidfile=pidfile)], env={})
+    grandchild = wait_for_pid(pidfile)
+    started = time.monotonic()
+    running.stop()
+    assert time.monotonic() - started < 1, "no grace period: nobody wants its answer"
+    assert gone(grandchild)

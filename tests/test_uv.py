@@ -53,6 +53,24 @@ def test_uv_installs_the_pinned_wheels_into_a_venv(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("uv-cache-*"))
 
 
+def test_a_cache_folder_given_is_made_private_and_left_to_the_caller(tmp_path: Path) -> None:
+    python = venv(tmp_path / "venv")
+    wheel = make_wheel(tmp_path / "wheels", "gamma", "0.1")
+    req = pinned(tmp_path / "vetted.txt", f"gamma==0.1 --hash=sha256:{sha256_of(wheel)}")
+    log: list[str] = []
+    cache = tmp_path / "scratch" / "uv-cache"
+    cache.parent.mkdir()
+    uv.install(wheel.parent, req, python_target=python, target_dir=None, environ={"PATH": ""},
+               log=log.append, cache_dir=cache)  # fmt: skip
+    assert {"gamma", "gamma-0.1.dist-info"} <= site_packages(python)
+    assert f"--cache-dir {cache}" in log[0]
+    assert cache.is_dir() and (cache.stat().st_mode & 0o777) == 0o700
+    assert not list(tmp_path.glob("uv-cache-*")), "no cache of its own beside the wheels"
+    with pytest.raises(FileExistsError):  # only a new folder: nothing in it from elsewhere
+        uv.install(wheel.parent, req, python_target=python, target_dir=None,
+                   environ={"PATH": ""}, cache_dir=cache)  # fmt: skip
+
+
 def test_uv_re_hashes_and_refuses_a_wheel_changed_after_vetting(tmp_path: Path) -> None:
     python = venv(tmp_path / "venv")
     before = site_packages(python)

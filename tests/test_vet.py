@@ -17,9 +17,12 @@ from pathlib import Path
 import pytest
 
 from safepip import sources, vet
+from safepip.cache import WheelCache
 from safepip.errors import FetchError
 from safepip.hashlist import Entry
+from safepip.policy import Rejection
 from tests.server import LoopbackServer
+from tests.wheels import make_wheel, sha256_of
 
 WHEEL = "gamma-0.1-py3-none-any.whl"
 BODY = b"PK\x05\x06" + b"\x00" * 18  # the bytes do not matter here, only their hash
@@ -162,3 +165,82 @@ def test_one_failed_download_cancels_the_others_and_removes_every_file(
         vet.download_all(artifacts, folder, cafile=None, timeout=120, advance=lambda n: None)
     assert time.monotonic() - start < 3
     assert list(folder.iterdir()) == []
+
+
+# --- METADATA read by the worker that fetched the wheel ------------------------------------------
+
+
+def test_download_all_reads_the_metadata_of_each_wheel_with_the_list_hash(
+    served: Path, server: LoopbackServer, tmp_path: Path
+) -> None:
+    good = make_wheel(served, "alpha", "1.0")
+    evil = make_wheel(served, "beta", "2.0", metadata_name="evil")
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    reads: vet.Reads = {}
+    problems = vet.download_all(
+        [
+            vet.Artifact("alpha", "1.0", good.name, sha256_of(good), server.url_for(good.name)),
+            vet.Artifact("beta", "2.0", evil.name, sha256_of(evil), server.url_for(evil.name)),
+            artifact(server.url_for(WHEEL), sha256="0" * 64),  # other bytes: never read
+        ],
+        folder,
+        cafile=None,
+        timeout=120,
+        advance=lambda n: None,
+        reads=reads,
+    )
+    assert [p.code for p in problems] == ["hash-mismatch"]
+    assert sorted(reads) == [good.name, evil.name]
+    assert not isinstance(reads[good.name], Rejection) and reads[good.name].name == "alpha"
+    refused = reads[evil.name]
+    assert isinstance(refused, Rejection) and refused.code == "metadata-mismatch"
+    assert refused.subject == evil.name and "METADATA says evil" in refused.message
+
+
+def test_from_cache_copies_in_parallel_reads_each_copy_and_skips_a_poisoned_entry(
+    tmp_path: Path,
+) -> None:
+    cache = WheelCache(tmp_path / "cache")
+    made = [make_wheel(tmp_path / "made", f"p{n}", "1.0") for n in range(12)]
+    evil = make_wheel(tmp_path / "made", "evil", "1.0", metadata_name="other")
+    for wheel in [*made, evil]:
+        cache.store(wheel, sha256_of(wheel))
+    poisoned = made[3]
+    cache.path(sha256_of(poisoned)).write_bytes(b"not the listed bytes")
+    missing = Entry("absent-1.0-py3-none-any.whl", "1" * 64, "absent", "1.0", "wheel", 1)
+    entries = [
+        Entry(w.name, sha256_of(w), w.name.split("-")[0], "1.0", "wheel", n)
+        for n, w in enumerate([*made, evil])
+    ]
+    reads: vet.Reads = {}
+    copied = vet.from_cache([*entries, missing], tmp_path / "wheels", cache, reads=reads)
+    expected = {w.name for w in [*made, evil]} - {poisoned.name}
+    assert set(copied) == expected == set(reads)
+    assert copied[made[0].name] == cache.path(sha256_of(made[0])).as_uri()
+    assert {p.name for p in (tmp_path / "wheels").iterdir()} == expected
+    assert not cache.has(sha256_of(poisoned)), "a poisoned entry is removed"
+    assert all(not isinstance(reads[w.name], Rejection) for w in made if w != poisoned)
+    refused = reads[evil.name]
+    assert isinstance(refused, Rejection) and refused.code == "metadata-mismatch"
+
+
+def test_download_all_keeps_each_wheel_and_prunes_the_cache_once_to_its_cap(
+    served: Path, server: LoopbackServer, tmp_path: Path
+) -> None:
+    made = [make_wheel(served, f"p{n}", "1.0", modules={"m.py": "x = 1\n" * 200}) for n in range(4)]
+    biggest = max(w.stat().st_size for w in made)
+    cache = WheelCache(tmp_path / "cache", max_bytes=biggest)
+    artifacts = [
+        vet.Artifact(w.name.split("-")[0], "1.0", w.name, sha256_of(w), server.url_for(w.name))
+        for w in made
+    ]
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    problems = vet.download_all(
+        artifacts, folder, cafile=None, timeout=120, advance=lambda n: None, cache=cache
+    )
+    assert problems == []
+    assert sorted(p.name for p in folder.iterdir()) == sorted(w.name for w in made)
+    kept = [w for w in made if cache.has(sha256_of(w))]
+    assert len(kept) == 1, "within the cap once the downloads are done"
