@@ -246,22 +246,27 @@ def resolve_lines(
     request: Request,
     cache: WheelCache | None = None,
     reads: vet.Reads | None = None,
+    links: Links | None = None,
 ) -> tuple[list[Artifact], list[Rejection], bool]:
     """The artifacts to install and the rejections: locked fast path, else the in-process
     resolver over vetted metadata. Returns (artifacts, rejections, locked); for the resolver
     path the wheels are already downloaded and hash-checked into ``staging / "wheels"``. On the
     locked path, the METADATA of each wheel copied from ``cache`` is read into ``reads``.
 
+    ``links`` (default: :func:`source_links`) is where files are looked for. When it is given,
+    the locked path leaves the URL of each wheel not in the cache empty: the caller's download
+    looks it up (:func:`safepip.vet.download_all`).
+
     Raises:
         FetchError: the index cannot be read or a download failed.
         UsageError: ``python`` cannot be run.
     """
-    from safepip import interpreter, resolve  # noqa: PLC0415  (lazy: see the module)
-    from safepip.wheelstore import WheelStore  # noqa: PLC0415
+    from safepip import interpreter  # noqa: PLC0415  (lazy: see the module)
 
     listed = trusted.hashlist
     target = interpreter.describe(request.python)
-    links = source_links(request, cfg, notes)
+    deferred = links is not None
+    links = links if links is not None else source_links(request, cfg, notes)
     constraints, problems = read_constraints(request, target.markers)
     if problems:
         return [], problems, vet.is_locked(lines)
@@ -277,9 +282,16 @@ def resolve_lines(
             return [], rejections, True
         # A cached wheel is copied in now, re-hashed on the way: no page, no download.
         cached = vet.from_cache([e for e, _ in planned], staging / "wheels", cache, reads=reads)
-        urls = cached | vet.locate([e for e, _ in planned if e.filename not in cached], links)
-        artifacts = [replace(a, url=urls[a.filename]) for a in artifacts]
+        if deferred:
+            urls = cached
+        else:
+            urls = cached | vet.locate([e for e, _ in planned if e.filename not in cached], links)
+        artifacts = [replace(a, url=urls.get(a.filename, "")) for a in artifacts]
         return artifacts, [], True
+    # The resolver and its wheel store (and resolvelib) are imported only for what needs them.
+    from safepip import resolve  # noqa: PLC0415
+    from safepip.wheelstore import WheelStore  # noqa: PLC0415
+
     wheels = staging / "wheels"
     wheels.mkdir(mode=0o700, exist_ok=True)
     notes.info(f"resolving {len(lines)} requirement(s) against the list's wheels")
@@ -373,6 +385,7 @@ def _resolved(
     staging: Path,
     *,
     reads: vet.Reads | None = None,
+    links: Links | None = None,
 ) -> tuple[Outcome, bool]:
     """Requirements, list, the gate before the index, then :func:`resolve_lines`; returns the
     outcome and whether the locked fast path was taken (its wheels are not downloaded yet)."""
@@ -390,6 +403,7 @@ def _resolved(
         request=request,
         cache=trust.wheels,
         reads=reads,
+        links=links,
     )
     named = lookalikes_named(problems, cfg, trusted, notes) if problems else []
     requested = frozenset(line.name for line in parsed.lines)
@@ -410,7 +424,9 @@ def vet_request(
     # Each wheel's METADATA is read by the worker that copied or downloaded it, while the
     # others are still on their way; the verdicts are still given below, in the lock's order.
     reads: vet.Reads = {}
-    outcome, locked = _resolved(request, cfg, notes, trust, staging, reads=reads)
+    # On the locked path each wheel's page is read by the worker that then downloads it.
+    links = source_links(request, cfg, notes)
+    outcome, locked = _resolved(request, cfg, notes, trust, staging, reads=reads, links=links)
     # The resolver fetched, hash-checked and read every wheel it chose.
     if outcome.refused or not locked:
         return outcome
@@ -419,6 +435,7 @@ def vet_request(
     wheels.mkdir(mode=0o700, exist_ok=True)
     # Wheels already copied in from the cache (re-hashed on the way) need no download.
     pending = [a for a in artifacts if not (wheels / a.filename).exists()]
+    urls: dict[str, str] = {}
     with notes.progress_bar("downloading", len(pending)) as advance:
         problems = vet.download_all(
             pending,
@@ -429,7 +446,10 @@ def vet_request(
             proxies=cfg.proxies,
             cache=trust.wheels,
             reads=reads,
+            links=links,
+            urls=urls,
         )
+    artifacts = tuple(replace(a, url=urls.get(a.filename, a.url)) for a in artifacts)
     # A refused download leaves a hole in the closure; judging it would only add noise.
     target = interpreter.describe(request.python)
     problems += vet.check_wheels(
@@ -440,7 +460,7 @@ def vet_request(
         reads=reads,
     )
     named = lookalikes_named(problems, cfg, trusted, notes)
-    return replace(outcome, rejections=tuple(named))
+    return replace(outcome, artifacts=artifacts, rejections=tuple(named))
 
 
 def install(
@@ -452,7 +472,7 @@ def install(
     Raises:
         SafepipError: a failure to proceed; ``PipError`` when pip failed after vetting.
     """
-    from safepip import bytecode, installed, target  # noqa: PLC0415  (lazy: see the module)
+    from safepip import bytecode, installed  # noqa: PLC0415  (lazy: see the module)
 
     # --user, --prefix, --root: pip knows where the files go, so pip byte-compiles them.
     elsewhere = request.user or request.prefix is not None or request.root is not None
@@ -535,6 +555,8 @@ def install(
             )
         elif artifacts and request.target is not None:
             # pip installs into an empty folder inside the target, then safepip merges it in.
+            from safepip import target  # noqa: PLC0415  (lazy: only --target needs it)
+
             with target.staging(request.target) as place:
                 install_wheels(
                     staging / "wheels",

@@ -17,12 +17,11 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
 from safepip import fetch
 from safepip.errors import FetchError, NotFoundError, UsageError
-from safepip.hashlist import Entry
 
 #: A find-links page or a project page larger than this is refused.
 MAX_PAGE_BYTES: Final = 16 * 1024 * 1024
@@ -65,6 +64,15 @@ def _slash(url: str) -> str:
     return url.rstrip("/") + "/"
 
 
+class Named(Protocol):
+    """A listed file, as :meth:`Links.url` needs it: a list entry or an artifact."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def filename(self) -> str: ...
+
+
 class Links:
     """``filename → URL`` across ``sources``, each page read once and only when needed.
 
@@ -99,7 +107,7 @@ class Links:
         self._page_locks: dict[tuple[Source, str], threading.Lock] = {}
         self._pages: dict[tuple[Source, str], tuple[str, dict[str, str]] | FetchError] = {}
 
-    def url(self, entry: Entry, cancel: threading.Event | None = None) -> str:
+    def url(self, entry: Named, cancel: threading.Event | None = None) -> str:
         """The URL of ``entry``'s file at the first source that offers it.
 
         Raises:

@@ -499,8 +499,14 @@ def download_all(
     min_free_bytes: int | None = None,
     cache: WheelCache | None = None,
     reads: Reads | None = None,
+    links: Links | None = None,
+    urls: dict[str, str] | None = None,
 ) -> list[Rejection]:
     """Download every artifact into ``folder`` in parallel, hashing while streaming.
+
+    An artifact without a URL is looked up in ``links`` by the worker that downloads it, so
+    downloads start while other pages are still read (:func:`locate` reads them all first);
+    ``urls`` receives where each artifact was taken from.
 
     With ``cache``, a wheel found there (re-hashed as it is copied in) is not downloaded, and a
     wheel downloaded with the list's hash is kept there for the next run. With ``reads``, the
@@ -527,11 +533,16 @@ def download_all(
         path = folder / artifact.filename
         if cache is not None and cache.copy_to(artifact.sha256, path):
             advance(1)
+            if urls is not None:
+                urls[artifact.filename] = cache.path(artifact.sha256).as_uri()
             if reads is not None:
                 reads[artifact.filename] = read_wheel(path)
             return None
+        url = artifact.url or (links.url(artifact, cancel) if links is not None else "")
+        if urls is not None:
+            urls[artifact.filename] = url
         digest = fetch.download(
-            artifact.url,
+            url,
             path,
             max_bytes=MAX_WHEEL_BYTES,
             timeout=max(0.001, deadline - time.monotonic()),

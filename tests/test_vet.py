@@ -53,8 +53,8 @@ def server(served: Path) -> Iterator[LoopbackServer]:
         yield srv
 
 
-def locate(index_url: str, log: list[str] | None = None) -> dict[str, str]:
-    links = sources.Links(
+def links_of(index_url: str, log: list[str] | None = None) -> sources.Links:
+    return sources.Links(
         sources.ordered(index_url),
         base_dir=Path.cwd(),
         cafile=None,
@@ -62,7 +62,10 @@ def locate(index_url: str, log: list[str] | None = None) -> dict[str, str]:
         timeout=lambda: 60.0,
         log=log.append if log is not None else None,
     )
-    return vet.locate([ENTRY], links)
+
+
+def locate(index_url: str, log: list[str] | None = None) -> dict[str, str]:
+    return vet.locate([ENTRY], links_of(index_url, log))
 
 
 # --- locate: the project pages ------------------------------------------------------------------
@@ -164,6 +167,38 @@ def test_one_failed_download_cancels_the_others_and_removes_every_file(
     with pytest.raises(FetchError, match="404"):
         vet.download_all(artifacts, folder, cafile=None, timeout=120, advance=lambda n: None)
     assert time.monotonic() - start < 3
+    assert list(folder.iterdir()) == []
+
+
+def test_download_all_looks_up_a_wheel_without_url_in_the_worker_that_downloads_it(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    urls: dict[str, str] = {}
+    problems = vet.download_all(
+        [artifact("")],
+        folder,
+        cafile=None,
+        timeout=120,
+        advance=lambda n: None,
+        links=links_of(server.url + "simple/"),
+        urls=urls,
+    )
+    assert problems == []
+    assert urls == {WHEEL: server.url_for(WHEEL)}
+    assert (folder / WHEEL).read_bytes() == BODY
+    # A file the index does not offer is refused as locate refuses it, and nothing stays.
+    missing = artifact("", "missing-1.0-py3-none-any.whl")
+    with pytest.raises(FetchError, match=r"does not offer missing-1\.0-py3-none-any\.whl"):
+        vet.download_all(
+            [missing],
+            folder,
+            cafile=None,
+            timeout=120,
+            advance=lambda n: None,
+            links=links_of(server.url + "simple/"),
+        )
     assert list(folder.iterdir()) == []
 
 
