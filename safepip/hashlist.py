@@ -588,8 +588,9 @@ def _one_spelling_each(
     return True
 
 
-_DIGESTS: Final = itemgetter(0)
-_FILENAMES: Final = itemgetter(1)
+# The hash and the filename of a match of _FAST_WHEEL_LINE_RE (the bulk path slices lines).
+_MATCH_DIGEST: Final = itemgetter(0)
+_MATCH_FILENAME: Final = itemgetter(1)
 
 
 def _parse_wheels_by_pattern(header: _Headers, body: str) -> tuple[_Headers, _WheelTable] | None:
@@ -606,8 +607,8 @@ def _parse_wheels_by_pattern(header: _Headers, body: str) -> tuple[_Headers, _Wh
     if n != expected:
         return None
     # Duplicates of any kind: counted here, found and named by the careful parser.
-    digests = list(map(_DIGESTS, matches))
-    filenames = list(map(_FILENAMES, matches))
+    digests = list(map(_MATCH_DIGEST, matches))
+    filenames = list(map(_MATCH_FILENAME, matches))
     if len(set(digests)) != n or len(set(filenames)) != n:
         return None
     first_line = len(header) + 1
