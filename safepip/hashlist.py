@@ -19,16 +19,12 @@ import functools
 import gc
 import hashlib
 import itertools
-import operator
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from operator import itemgetter
 from typing import Final, Literal, NamedTuple, Protocol
-
-from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
 
 from safepip.errors import FreshnessError, ListFormatError
 
@@ -137,7 +133,7 @@ class HashList:
 
     def for_project(self, name: str) -> tuple[Entry, ...]:
         """Every entry (wheels and sdists) whose canonical project name is ``name``."""
-        return self._by_name.get(canonicalize_name(name), ())
+        return self._by_name.get(canonical_name(name), ())
 
     def names(self) -> frozenset[str]:
         """Canonical names of every listed project."""
@@ -160,6 +156,9 @@ def _canonical_version(text: str, line: int) -> str:
         while len(parts) > 1 and parts[-1] == "0":
             parts.pop()
         return ".".join(parts)
+    # Lazy: most lists hold release versions only, and `verify` need not import packaging.
+    from packaging.version import InvalidVersion, Version  # noqa: PLC0415
+
     try:
         version = Version(text)
     except (InvalidVersion, ValueError):
@@ -197,7 +196,7 @@ def _parse_filename(filename: str, line: int) -> tuple[str, str, str, Literal["w
         raw_name = wheel["name"]
         if "__" in raw_name:
             raise ListFormatError(f"invalid wheel filename {filename!r}", line=line)
-        name = canonicalize_name(raw_name)
+        name = canonical_name(raw_name)
         version = _canonical_version(wheel["version"], line)
         key = f"{name} {version} {wheel['build'] or ''} {_canonical_tags(wheel['tags'])}"
         return name, wheel["version"], key, "wheel"
@@ -206,7 +205,7 @@ def _parse_filename(filename: str, line: int) -> tuple[str, str, str, Literal["w
     sdist = _SDIST_RE.fullmatch(filename)
     if sdist is None:
         raise ListFormatError(f"{filename!r} is neither a wheel nor an sdist", line=line)
-    name = canonicalize_name(sdist["name"])
+    name = canonical_name(sdist["name"])
     version = _canonical_version(sdist["version"], line)
     return name, sdist["version"], f"{name} {version} sdist", "sdist"
 
@@ -436,33 +435,33 @@ class _WheelTable:
     """The entries of a list that a fast path checked, built only when first asked for.
 
     Held as columns (one list per field, in list order): 100,000 ``Entry`` objects take longer
-    to build than the whole list takes to check, and ``verify`` needs none of them.
+    to build than the whole list takes to check, and ``verify`` needs none of them. The
+    canonical names are a column too, or the raw name parts joined by LF, one per line.
     """
 
     def __init__(
         self,
         digests: list[str],
         filenames: list[str],
-        raw_names: list[str],
         versions: list[str],
         first_line: int,
-        *,
-        names: list[str] | None = None,
+        names: list[str] | str,
     ):
-        self._columns = (digests, filenames, raw_names, versions)
-        self._names = names  # canonical, when the path that checked the list had them already
+        self._columns = (digests, filenames, versions)
+        self._names = names
         self._first_line = first_line
         self.count = self.wheel_count = len(digests)
 
     @functools.cached_property
     def entries(self) -> list[Entry]:
-        digests, filenames, raw_names, versions = self._columns
+        digests, filenames, versions = self._columns
+        names = self._names
         return list(
             map(
                 Entry,
                 filenames,
                 digests,
-                self._names if self._names is not None else _canonical_names(raw_names),
+                _canonical_lines(names) if isinstance(names, str) else names,
                 versions,
                 itertools.repeat("wheel"),
                 itertools.count(self._first_line),
@@ -494,14 +493,23 @@ def _parse_wheels_at_once(text: str) -> tuple[_Headers, _WheelTable] | None:
 
 
 _DIGEST: Final = itemgetter(slice(0, 64))
-_SEPARATOR: Final = itemgetter(slice(64, 66))
 _FILENAME: Final = itemgetter(slice(66, None))
-_HYPHENS: Final = operator.methodcaller("count", "-")
 _HEX_BYTES: Final = b"0123456789abcdef"
 # Every byte a line of the bulk path may hold: hex, the filename alphabet, space and LF.
 _BULK_BYTES: Final = _HEX_BYTES + b"ghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ._+!- \n"
-# A name part starts and ends with a letter or digit: no separator next to a line break.
-_NAME_EDGES: Final = ("\n.", "\n_", ".\n", "_\n")
+
+
+def _names_are_plain(names_text: str) -> bool:
+    """Whether the raw names, each between two LFs, are none empty, hold no "+" or "!", start
+    and end with a letter or digit, and hold no "__" (refused in a name; allowed in tags)."""
+    if "\n\n" in names_text or "+" in names_text or "!" in names_text:
+        return False
+    # A two-character search costs a scan each; most lists have no "." in a name at all.
+    return not any(
+        mark in names_text
+        and any(run in names_text for run in (f"\n{mark}", f"{mark}\n", mark * 2))
+        for mark in "._"
+    )
 
 
 def _parse_wheels_in_bulk(header: _Headers, body: str) -> tuple[_Headers, _WheelTable] | None:
@@ -517,21 +525,27 @@ def _parse_wheels_in_bulk(header: _Headers, body: str) -> tuple[_Headers, _Wheel
         return None
     digests, filenames, parts = columns
     n = len(digests)
-    raw_names, versions = parts[0:-1:5], parts[1:-1:5]
-    names_text = "\n" + "\n".join(raw_names) + "\n"
-    if "+" in names_text or "!" in names_text or any(e in names_text for e in _NAME_EDGES):
+    # Each line's name part is parts[5 * i], led by the LF that ended the line before: joined,
+    # they are the names one per line.
+    names_text = "\n" + "".join(parts[0::5])
+    if not _names_are_plain(names_text):
         return None
     if len(set(digests)) != n or len(set(filenames)) != n:
         return None  # duplicates: found and named by the careful parser
     first_line = len(header) + 1
-    if not _one_spelling_each(names_text, raw_names, versions, parts, first_line):
+    versions = parts[1::5]
+    if not _one_spelling_each(names_text, versions, parts, first_line):
         return None
-    return header, _WheelTable(digests, filenames, raw_names, versions, first_line)
+    return header, _WheelTable(digests, filenames, versions, first_line, names_text[1:-1])
 
 
 def _bulk_columns(body: str) -> tuple[list[str], list[str], list[str]] | None:
-    """(hashes, filenames, filename parts in order) when every line of ``body`` is a hash, two
-    spaces and a filename of five non-empty parts ending in ``.whl``; else ``None``."""
+    """(hashes, filenames, filename parts) when every line of ``body`` is a hash, two spaces
+    and a filename of five non-empty parts ending in ``.whl``; else ``None``.
+
+    The parts are those of every filename in order, split at its four hyphens, each line's first
+    part led by LF (but the first line's), then a last part that is LF alone.
+    """
     n = body.count("\n")
     # Counts first, which cost a millisecond each: two spaces and four hyphens a line (more
     # hyphens is a build tag, most likely: the pattern path takes those).
@@ -541,34 +555,36 @@ def _bulk_columns(body: str) -> tuple[list[str], list[str], list[str]] | None:
         return None
     lines = body.split("\n")
     lines.pop()  # the final LF ends the last line; it does not start a new one
-    # The two spaces of each line right after 64 characters: a hash, then a filename.
-    if set(map(_SEPARATOR, lines)) != {"  "}:
-        return None
     digests = list(map(_DIGEST, lines))
     if "".join(digests).encode("ascii").translate(None, _HEX_BYTES):
         return None
     filenames = list(map(_FILENAME, lines))
     joined = "\n".join(filenames) + "\n"
-    # Every filename ends in ".whl" and has exactly four hyphens, none at an edge or doubled:
-    # five non-empty parts, so one split of the whole text yields the columns. ".." is refused
-    # in a filename and "__" in a name: the careful parser says so.
-    if (
-        joined.count(".whl\n") != n
-        or set(map(_HYPHENS, filenames)) != {4}
-        or joined.startswith("-")
-        or any(run in joined for run in ("\n-", "--", "-.whl\n", "..", "__"))
-    ):
+    # Every filename ends in ".whl", so every line is longer than 66 characters; no space is in
+    # a hash (hex) or a filename, so the 2n spaces counted are the two after each hash. And ".."
+    # is refused in a filename (the careful parser says so).
+    if joined.count(".whl\n") != n or " " in joined or ".." in joined:
         return None
-    return digests, filenames, joined.replace(".whl\n", "-").split("-")
+    # With ".whl" made a hyphen, every LF follows a hyphen and so starts a part; no part is
+    # empty (the name part is judged by the caller: it is "\n" alone when empty).
+    marked = joined.replace(".whl\n", "-\n")
+    if "--" in marked:
+        return None
+    parts = marked.split("-")
+    # 5n + 1 parts, as the hyphens counted above say. Every LF starts a part, and there are n:
+    # if each of parts[5], parts[10], ... parts[5n] holds one, then each line is exactly five
+    # parts, which is four hyphens in every filename.
+    if len(parts) != 5 * n + 1 or "".join(parts[5::5]).count("\n") != n:
+        return None
+    return digests, filenames, parts
 
 
-def _one_spelling_each(
-    names_text: str, raw_names: list[str], versions: list[str], parts: list[str], line: int
-) -> bool:
+def _one_spelling_each(names_text: str, versions: list[str], parts: list[str], line: int) -> bool:
     """Whether no two distinct spellings of a name, a version or a tag set normalise alike (and
     every version is valid), so that unique filenames mean unique (name, version, tags) keys.
 
-    Lower-case names without dots need no check: only "_" becomes "-" in them.
+    ``names_text`` is the raw names, each between two LFs. Lower-case names without dots need
+    no check: only "_" becomes "-" in them.
     """
     try:
         version_keys = {v: _canonical_version(v, line) for v in set(versions)}
@@ -578,13 +594,13 @@ def _one_spelling_each(
         return False
     # A tag set is the product of its three dotted parts, and products of non-empty sets are
     # equal only if their factors are: distinct spellings within each column are enough.
-    for column in (parts[2:-1:5], parts[3:-1:5], parts[4:-1:5]):
+    for column in (parts[2::5], parts[3::5], parts[4::5]):
         spellings = set(column)
         if len({frozenset(tag.lower().split(".")) for tag in spellings}) != len(spellings):
             return False
     if names_text.lower() != names_text or "." in names_text:
-        names = list(set(raw_names))
-        return len(set(_canonical_names(names))) == len(names)
+        names = "\n".join(set(names_text[1:-1].split("\n")))
+        return len(set(_canonical_lines(names))) == names.count("\n") + 1
     return True
 
 
@@ -625,7 +641,7 @@ def _parse_wheels_by_pattern(header: _Headers, body: str) -> tuple[_Headers, _Wh
     builds = [m[4] for m in matches]
     if len(set(zip(names, canonical_versions, builds, tags, strict=True))) != n:
         return None
-    return header, _WheelTable(digests, filenames, raw_names, versions, first_line, names=names)
+    return header, _WheelTable(digests, filenames, versions, first_line, names)
 
 
 def _canonical_column(column: list[str], canonical: Callable[[str], str]) -> list[str]:
@@ -634,10 +650,21 @@ def _canonical_column(column: list[str], canonical: Callable[[str], str]) -> lis
     return list(map(memo.__getitem__, column))
 
 
+def canonical_name(name: str) -> str:
+    """The PEP 503 normal form of a project name, as ``packaging.utils.canonicalize_name``."""
+    return _SEPARATOR_RUN_RE.sub("-", name).lower()
+
+
 def _canonical_names(raw_names: list[str]) -> list[str]:
     """The canonical project names of wheel filenames' name parts (no ``-``, no ``__``, no
-    newline), in bulk: one lower-casing and one substitution over all of them joined by lines."""
-    return _SEPARATOR_RUN_RE.sub("-", "\n".join(raw_names).lower()).split("\n")
+    newline), in bulk."""
+    return _canonical_lines("\n".join(raw_names))
+
+
+def _canonical_lines(raw_names: str) -> list[str]:
+    """The canonical project names of wheel name parts given one per line: one lower-casing and
+    one substitution over all of them."""
+    return _SEPARATOR_RUN_RE.sub("-", raw_names.lower()).split("\n")
 
 
 def _parse_line_by_line(text: str) -> tuple[_Headers, _EntryTable]:

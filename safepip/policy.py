@@ -6,9 +6,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from packaging.utils import canonicalize_name
-from packaging.version import Version
-
 if TYPE_CHECKING:
     from safepip.hashlist import HashList
     from safepip.requirements import RequirementLine
@@ -60,6 +57,8 @@ def judge_lock_line(line: RequirementLine, listed: HashList) -> list[Rejection]:
     PEP 751 lock files name every file of a version): the list vouches for it, and safepip
     never installs it; a line whose only listed file is the sdist is refused (``sdist``).
     """
+    from packaging.version import Version  # noqa: PLC0415  (lazy: `verify` needs no packaging)
+
     where, name = line.location, line.name
     rejections: list[Rejection] = []
     pinned = line.pinned_version
@@ -182,6 +181,8 @@ def judge_closure(
     requested for each name (extras pull in dependencies too); ``environment`` is the marker
     environment of the target interpreter.
     """
+    from packaging.utils import canonicalize_name  # noqa: PLC0415  (lazy: as judge_lock_line)
+
     rejections: list[Rejection] = []
     for name, metadata in sorted(wheels.items()):
         wanted = extras.get(name, frozenset())

@@ -5,6 +5,7 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from safepip import hashlist
 from safepip.errors import FreshnessError, ListFormatError
@@ -306,6 +307,61 @@ def test_fast_paths_send_lookalike_spellings_to_the_careful_parser(line: str) ->
     assert error.line == 10
 
 
+def bulk(data: bytes) -> object:
+    text = data.decode()
+    header, skipped = hashlist._leading_header(text) or ({}, 0)
+    return hashlist._parse_wheels_in_bulk(header, text[skipped:])
+
+
+# Lines that keep every whole-list count of the bulk path right (two spaces and four hyphens a
+# line, one ".whl" a line) while one line is wrong: only a per-line check can refuse them.
+@pytest.mark.parametrize(
+    ("lines", "reason", "line"),
+    [
+        (  # a hyphen moved from one filename to the next, the parts still valid in fives
+            [f"{H1}  a-1.0-x-y.whl", f"{H2}  b-2.0-3.0-q-r-s.whl"],
+            "invalid wheel filename",
+            5,
+        ),
+        (  # a space moved from after one hash to after the next
+            [f"{H1} a-1.0-py3-none-any.whl", f"{H2}   b-1.0-py3-none-any.whl"],
+            "expected '<64 lower-case hex sha256>",
+            5,
+        ),
+        (  # a space moved into a filename
+            [f"{H1} a-1.0-py3-none-any.whl", f"{H2}  b-1.0-py3-none-any .whl"],
+            "expected '<64 lower-case hex sha256>",
+            5,
+        ),
+        (  # an empty name on a later line
+            [f"{H1}  a-1.0-py3-none-any.whl", f"{H2}  -1.0-py3-none-any.whl"],
+            "not a bare filename",
+            6,
+        ),
+        (  # "__" in a name
+            [f"{H1}  a-1.0-py3-none-any.whl", f"{H2}  b__c-1.0-py3-none-any.whl"],
+            "invalid wheel filename",
+            6,
+        ),
+    ],
+)
+def test_bulk_path_judges_each_line_not_only_totals(
+    lines: list[str], reason: str, line: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = body(*lines)
+    assert bulk(data) is None
+    error = refused(data)
+    assert reason in str(error) and error.line == line
+    assert outcome(hashlist.parse, data) == outcome(lambda d: careful_parse(d, monkeypatch), data)
+
+
+def test_bulk_path_takes_double_underscores_in_tags(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The careful parser refuses "__" in a name only: a tag may hold it."""
+    data = body(f"{H1}  a-1.0-py3-none-linux__x86_64.whl", f"{H2}  b-1.0-py3-none-any.whl")
+    assert bulk(data) is not None
+    assert outcome(hashlist.parse, data) == outcome(lambda d: careful_parse(d, monkeypatch), data)
+
+
 def test_fast_paths_agree_with_the_careful_parser_on_mutated_lists(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -357,3 +413,10 @@ def test_versions_with_thousands_of_digits_are_judged_not_crashed() -> None:
     assert parsed.entries[0].version == huge
     error = refused(body(f"{H1}  a-{huge}-py3-none-any.whl", f"{H2}  a-0{huge}.0-py3-none-any.whl"))
     assert "same project, version and tags" in str(error) and error.line == 6
+
+
+@pytest.mark.parametrize(
+    "name", ["Foo_Bar", "zope.interface", "a-_.b", "Django", "x", "A1", "ruamel.yaml.clib", "__x"]
+)
+def test_canonical_name_is_packagings(name: str) -> None:
+    assert hashlist.canonical_name(name) == canonicalize_name(name)
