@@ -6,6 +6,9 @@ user's keyring, ``GNUPGHOME`` and ``gpg.conf`` never count.
 
 Every signature is judged on its own from gpg's machine-readable status lines, never from
 python-gnupg's summary ``valid`` flag, which reflects only the last signature gpg reported.
+Verification runs gpg itself (:func:`_verify_command`): each run needs a deadline, which
+python-gnupg does not offer, and a python-gnupg handle costs an import and a ``gpg`` run of its
+own on every ``verify``. Signing and the publisher's key listing go through python-gnupg.
 
 Key rotation (DESIGN.md §2): a signature by a key that is not pinned (absent from the key files,
 or present but not pinned) is *ignored*, as TUF and apt ignore unknown keys, so that a publisher
@@ -23,6 +26,8 @@ one deadline (:data:`VERIFY_DEADLINE`), after which gpg is killed and the list r
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
 import shlex
 import shutil
@@ -66,6 +71,15 @@ _BAD_STATUS: Final = {
 _MAX_KEY_FILE_BYTES: Final = 1024 * 1024
 #: Seconds that all the gpg verifications of one list may take together (each takes ~10 ms).
 VERIFY_DEADLINE: Final = 30.0
+#: A key import names each key it took: ``IMPORT_OK <reason> <fingerprint>``.
+_IMPORTED_RE: Final = re.compile(rb"^\[GNUPG:\] IMPORT_OK [0-9]+ [0-9A-F]{40}\r?$", re.MULTILINE)
+# Sealed, the in-memory copy gpg reads can no longer change in any way.
+_SEALS: Final = (
+    getattr(fcntl, "F_SEAL_WRITE", 0)
+    | getattr(fcntl, "F_SEAL_SHRINK", 0)
+    | getattr(fcntl, "F_SEAL_GROW", 0)
+    | getattr(fcntl, "F_SEAL_SEAL", 0)
+)
 #: gpg's ERRSIG return code for "no public key": a signer absent from the key files.
 _NO_PUBKEY_RC: Final = "9"
 
@@ -321,12 +335,104 @@ def _judge_one(
     return Signature(fingerprint, valid[9], created, _STRONG_DIGESTS[digest_id])
 
 
-def _import_keys(gpg: gnupg.GPG, key_files: Sequence[Path]) -> None:
+def _verify_command(binary: str, home: Path, *args: str) -> list[str]:
+    """A gpg command line on the private ``home``: batch mode, status lines on stderr, no agent
+    started, no key fetched, and every key the home holds taken as valid (the pins decide)."""
+    return [
+        binary,
+        "--homedir",
+        str(home),
+        "--status-fd",
+        "2",
+        "--no-tty",
+        "--no-verbose",
+        "--batch",
+        "--no-autostart",
+        "--trust-model",
+        "always",
+        "--no-auto-key-retrieve",
+        *args,
+    ]
+
+
+def _environment(home: Path) -> dict[str, str]:
+    """gpg's whole environment: the C locale (status lines are parsed) and the private home."""
+    return {"LC_ALL": "C", "LANG": "C", "GNUPGHOME": str(home)}
+
+
+def _import_keys(
+    binary: str,
+    home: Path,
+    key_files: Sequence[Path],
+    *,
+    log: Callable[[str], None] | None,
+    end: float,
+    deadline: float,
+    source: str,
+) -> None:
+    """Import each key file into ``home``, one gpg run each, killed at ``end``.
+
+    Raises:
+        ConfigError: a key file cannot be read or holds no OpenPGP public key.
+        GpgMissingError: gpg cannot be run.
+        SignatureError: the deadline passed.
+    """
     for path in key_files:
-        data = read_regular(path, what="key file", max_bytes=_MAX_KEY_FILE_BYTES).data
-        result: Any = gpg.import_keys(data)
-        if not result.fingerprints:
+        key = read_regular(path, what="key file", max_bytes=_MAX_KEY_FILE_BYTES).data
+        command = _verify_command(binary, home, "--import")
+        if log is not None:
+            log(shlex.join(command))
+        try:
+            done = subprocess.run(
+                command,
+                input=key,
+                capture_output=True,
+                env=_environment(home),
+                timeout=max(end - time.monotonic(), 0.0),
+                check=False,
+            )
+        except OSError as exc:
+            raise GpgMissingError(f"cannot run {binary}: {exc}") from exc
+        except subprocess.TimeoutExpired:
+            raise _too_slow(source, deadline) from None
+        if not _IMPORTED_RE.search(done.stderr):
             raise ConfigError(f"key file {path} holds no OpenPGP public key")
+
+
+def _too_slow(source: str, deadline: float) -> SignatureError:
+    return SignatureError(
+        f"{source}: verifying the signatures took longer than {deadline:g} s",
+        hint="gpg was stopped; try again, and tell the publisher if it persists",
+    )
+
+
+@contextmanager
+def _data_file(data: bytes, home: Path) -> Iterator[tuple[str, tuple[int, ...]]]:
+    """A path gpg can read ``data`` from, and the descriptors gpg must inherit for it.
+
+    On Linux a sealed in-memory file: nothing can change the bytes once written, and writing
+    them costs no disk. Elsewhere, or where memfd is refused (a seccomp profile), a file in the
+    private ``home``.
+    """
+    try:
+        fd = os.memfd_create("safepip-list", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    except (AttributeError, OSError):
+        fd = -1
+    if fd < 0 or not Path(f"/proc/self/fd/{fd}").exists():
+        if fd >= 0:
+            os.close(fd)
+        path = home / "data"
+        path.write_bytes(data)
+        yield str(path), ()
+        return
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
+        yield f"/proc/self/fd/{fd}", (fd,)
+    finally:
+        os.close(fd)
 
 
 def verify(
@@ -425,53 +531,55 @@ def verifying(
             "or a broken signature file: tell the publisher",
         )
     binary = _gpg_binary(gpg_binary)
-    options = ["--no-autostart", "--trust-model", "always", "--no-auto-key-retrieve"]
     end = time.monotonic() + deadline
     pending = PendingVerification()
     with _temporary_home(binary) as home:
-        gpg = _gpg(binary, home, options, log)
-        _import_keys(gpg, key_files)
-        data_path = home / "data"
-        data_path.write_bytes(data)
+        _import_keys(binary, home, key_files, log=log, end=end, deadline=deadline, source=source)
         running: list[subprocess.Popen[bytes]] = []
-        try:
-            for number, block in enumerate(blocks):
-                sig_path = home / f"signature-{number}.asc"
-                sig_path.write_bytes(block)
-                running.append(_start_verify(gpg, sig_path, data_path))
+        with _data_file(data, home) as (data_path, pass_fds):
             try:
-                yield pending
-            except SafepipError:
-                # The caller's own refusal waits for gpg: a bad signature is the first reason.
-                _judge(running, pinned, threshold, end=end, deadline=deadline, source=source)
-                raise
-            pending._verification = _judge(
-                running, pinned, threshold, end=end, deadline=deadline, source=source
-            )
-        finally:
-            for process in running:
-                if process.poll() is None:
-                    process.kill()
-                process.wait()
+                for number, block in enumerate(blocks):
+                    sig_path = home / f"signature-{number}.asc"
+                    sig_path.write_bytes(block)
+                    command = _verify_command(binary, home, "--verify", str(sig_path), data_path)
+                    running.append(_start_verify(command, home, pass_fds, log))
+                try:
+                    yield pending
+                except SafepipError:
+                    # The caller's own refusal waits for gpg: a bad signature is the first reason.
+                    _judge(running, pinned, threshold, end=end, deadline=deadline, source=source)
+                    raise
+                pending._verification = _judge(
+                    running, pinned, threshold, end=end, deadline=deadline, source=source
+                )
+            finally:
+                for process in running:
+                    if process.poll() is None:
+                        process.kill()
+                    process.wait()
 
 
-def _start_verify(gpg: gnupg.GPG, sig_path: Path, data_path: Path) -> subprocess.Popen[bytes]:
-    """gpg checking one detached signature over the file ``data_path``, started.
-
-    python-gnupg builds the command line (and logs it); the process runs here, because
-    python-gnupg has no timeout.
+def _start_verify(
+    command: list[str],
+    home: Path,
+    pass_fds: tuple[int, ...],
+    log: Callable[[str], None] | None,
+) -> subprocess.Popen[bytes]:
+    """gpg checking one detached signature, started (its verdict is read by :func:`_judge`).
 
     Raises:
         GpgMissingError: gpg cannot be started.
     """
-    command: list[str] = gpg.make_args(["--verify", str(sig_path), str(data_path)], False)
+    if log is not None:
+        log(shlex.join(command))
     try:
         return subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=gpg.env,
+            env=_environment(home),
+            pass_fds=pass_fds,
         )
     except OSError as exc:
         raise GpgMissingError(f"cannot run {command[0]}: {exc}") from exc
@@ -497,10 +605,7 @@ def _judge(
         try:
             _, stderr = process.communicate(timeout=max(end - time.monotonic(), 0.0))
         except subprocess.TimeoutExpired:
-            raise SignatureError(
-                f"{source}: verifying the signatures took longer than {deadline:g} s",
-                hint="gpg was stopped; try again, and tell the publisher if it persists",
-            ) from None
+            raise _too_slow(source, deadline) from None
         judged.extend(
             parse_status(stderr.decode("utf-8", errors="replace"), source=source, pinned=pinned)
         )

@@ -426,6 +426,30 @@ def test_verifying_judges_the_signature_before_the_blocks_own_refusal(keyring: K
         raise ListFormatError("expected a hash", line=2)
 
 
+def test_gpg_reads_a_sealed_copy_of_the_data(tmp_path: Path) -> None:
+    # What gpg reads is what was parsed: on Linux no one can change it once written.
+    with gpg._data_file(DATA, tmp_path) as (path, fds):
+        assert Path(path).read_bytes() == DATA
+        assert fds, "an in-memory file on Linux"
+        with pytest.raises(PermissionError):
+            os.write(fds[0], b"x")
+    assert not list(tmp_path.iterdir())
+
+
+def test_verify_falls_back_to_a_file_where_memfd_is_refused(
+    keyring: Keyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A seccomp profile may refuse memfd_create: the data goes to the private home instead.
+    def refuse(*args: object) -> int:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(gpg.os, "memfd_create", refuse)
+    signature = keyring.detach_sign(DATA, fpr(keyring, "alice"))
+    assert verify(keyring, signature).signers == (fpr(keyring, "alice"),)
+    error = refused(keyring, signature, data=DATA + b"x")
+    assert "does not match" in str(error)
+
+
 def test_verifying_stops_gpg_at_once_on_ctrl_c(keyring: Keyring, tmp_path: Path) -> None:
     slow = hanging_gpg(tmp_path, "58.75")
     homes = set(Path(tempfile.gettempdir()).glob("safepip-gnupg-*"))
