@@ -411,28 +411,44 @@ def _data_file(data: bytes, home: Path) -> Iterator[tuple[str, tuple[int, ...]]]
     """A path gpg can read ``data`` from, and the descriptors gpg must inherit for it.
 
     On Linux a sealed in-memory file: nothing can change the bytes once written, and writing
-    them costs no disk. Elsewhere, or where memfd is refused (a seccomp profile), a file in the
-    private ``home``.
+    them costs no disk. Elsewhere, or where memfd or sealing is refused (a seccomp profile), a
+    file in the private ``home``.
     """
-    try:
-        fd = os.memfd_create("safepip-list", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
-    except (AttributeError, OSError):
-        fd = -1
-    if fd < 0 or not Path(f"/proc/self/fd/{fd}").exists():
-        if fd >= 0:
-            os.close(fd)
+    fd = _sealed_memfd(data)
+    if fd is None:
         path = home / "data"
         path.write_bytes(data)
         yield str(path), ()
         return
     try:
+        yield f"/proc/self/fd/{fd}", (fd,)
+    finally:
+        os.close(fd)
+
+
+def _sealed_memfd(data: bytes) -> int | None:
+    """A descriptor (3 or above) of a sealed in-memory file holding ``data``, or ``None``."""
+    try:
+        fd = os.memfd_create("safepip-list", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    except (AttributeError, OSError):
+        return None
+    try:
+        if fd < 3:
+            # Started with stdin, stdout or stderr closed, the memfd takes that number: in gpg
+            # it would become /dev/null or one of gpg's own pipes.
+            above = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+            os.close(fd)
+            fd = above
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
         fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
-        yield f"/proc/self/fd/{fd}", (fd,)
-    finally:
-        os.close(fd)
+        if Path(f"/proc/self/fd/{fd}").exists():  # else gpg cannot open it by name
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
 
 
 def verify(

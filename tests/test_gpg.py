@@ -450,6 +450,31 @@ def test_verify_falls_back_to_a_file_where_memfd_is_refused(
     assert "does not match" in str(error)
 
 
+@pytest.mark.parametrize("closed", [0, 2])
+def test_verify_works_with_a_standard_stream_closed(keyring: Keyring, closed: int) -> None:
+    # Started with stdin (or stderr) closed, the in-memory copy would take that descriptor
+    # number, which in gpg is /dev/null or its own pipe: a good list refused, or a hang.
+    signature = keyring.detach_sign(DATA, fpr(keyring, "alice"))
+    saved = os.dup(closed)
+    os.close(closed)
+    try:
+        result = verify(keyring, signature)
+    finally:
+        os.dup2(saved, closed)
+        os.close(saved)
+    assert result.signers == (fpr(keyring, "alice"),)
+
+
+def test_verify_falls_back_to_a_file_where_sealing_is_refused(
+    keyring: Keyring, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gpg, "_SEALS", 1 << 20)  # no such seal: the kernel refuses (EINVAL)
+    with gpg._data_file(DATA, tmp_path) as (path, fds):
+        assert fds == () and Path(path).read_bytes() == DATA
+    signature = keyring.detach_sign(DATA, fpr(keyring, "alice"))
+    assert verify(keyring, signature).signers == (fpr(keyring, "alice"),)
+
+
 def test_verifying_stops_gpg_at_once_on_ctrl_c(keyring: Keyring, tmp_path: Path) -> None:
     slow = hanging_gpg(tmp_path, "58.75")
     homes = set(Path(tempfile.gettempdir()).glob("safepip-gnupg-*"))
