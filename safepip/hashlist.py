@@ -171,14 +171,14 @@ def _canonical_version(text: str, line: int) -> str:
 
 
 def _canonical_tags(tags: str) -> str:
-    """``py2.py3-none-any`` and ``py3.py2-none-any`` name one tag set; return one key for both."""
-    py, abi, plat = tags.lower().split("-")
-    if "." not in tags:
-        return f"{py}-{abi}-{plat}"
-    expanded = sorted(
-        f"{p}-{a}-{q}" for p in py.split(".") for a in abi.split(".") for q in plat.split(".")
-    )
-    return " ".join(expanded)
+    """``py2.py3-none-any`` and ``py3.py2-none-any`` name one tag set; return one key for both.
+
+    A tag set is the product of its three dotted parts, as sets (``py2.py2`` is ``py2``, as
+    packaging reads it). Products of non-empty sets are equal only if their factors are, so
+    the key is the three factors, each sorted: never the product itself, whose size is the
+    product of the parts' sizes (a 13 KB line would make a billion strings).
+    """
+    return "-".join(".".join(sorted(set(part.split(".")))) for part in tags.lower().split("-"))
 
 
 def _parse_filename(filename: str, line: int) -> tuple[str, str, str, Literal["wheel", "sdist"]]:

@@ -420,3 +420,21 @@ def test_versions_with_thousands_of_digits_are_judged_not_crashed() -> None:
 )
 def test_canonical_name_is_packagings(name: str) -> None:
     assert hashlist.canonical_name(name) == canonicalize_name(name)
+
+
+@pytest.mark.timeout(20)  # a regression builds the product of the parts: fail, do not hang
+def test_a_tag_set_of_many_dotted_parts_costs_no_product() -> None:
+    """The key of a tag set is its three factors: 1,000 parts each is 10^9 tags as a product.
+
+    The comment sends the list to the careful parser, which an unsigned list reaches too (it is
+    parsed while gpg checks the signature).
+    """
+    parts = ".".join(f"t{i}" for i in range(1000))
+    data = body("# a comment", f"{H1}  a-1.0-{parts}-{parts}-{parts}.whl")
+    assert hashlist.parse(data).entries[0].filename.startswith("a-1.0-t0.t1")
+
+
+def test_a_tag_part_repeated_names_the_same_tag_set() -> None:
+    # packaging reads py2.py2 as the set {py2}: one tag set, two spellings, refused.
+    error = refused(body(f"{H1}  a-1.0-py2.py2-none-any.whl", f"{H2}  a-1.0-py2-none-any.whl"))
+    assert "names the same project, version and tags" in str(error) and error.line == 6
