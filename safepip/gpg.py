@@ -6,7 +6,7 @@ user's keyring, ``GNUPGHOME`` and ``gpg.conf`` never count.
 
 Every signature is judged on its own from gpg's machine-readable status lines, never from
 python-gnupg's summary ``valid`` flag, which reflects only the last signature gpg reported.
-Verification runs gpg itself (:func:`_verify_command`): each run needs a deadline, which
+Verification runs gpg itself (:func:`_gpg_command`): each run needs a deadline, which
 python-gnupg does not offer, and a python-gnupg handle costs an import and a ``gpg`` run of its
 own on every ``verify``. Signing and the publisher's key listing go through python-gnupg.
 
@@ -335,7 +335,7 @@ def _judge_one(
     return Signature(fingerprint, valid[9], created, _STRONG_DIGESTS[digest_id])
 
 
-def _verify_command(binary: str, home: Path, *args: str) -> list[str]:
+def _gpg_command(binary: str, home: Path, *args: str) -> list[str]:
     """A gpg command line on the private ``home``: batch mode, status lines on stderr, no agent
     started, no key fetched, and every key the home holds taken as valid (the pins decide)."""
     return [
@@ -379,7 +379,7 @@ def _import_keys(
     """
     for path in key_files:
         key = read_regular(path, what="key file", max_bytes=_MAX_KEY_FILE_BYTES).data
-        command = _verify_command(binary, home, "--import")
+        command = _gpg_command(binary, home, "--import")
         if log is not None:
             log(shlex.join(command))
         try:
@@ -557,7 +557,7 @@ def verifying(
                 for number, block in enumerate(blocks):
                     sig_path = home / f"signature-{number}.asc"
                     sig_path.write_bytes(block)
-                    command = _verify_command(binary, home, "--verify", str(sig_path), data_path)
+                    command = _gpg_command(binary, home, "--verify", str(sig_path), data_path)
                     running.append(_start_verify(command, home, pass_fds, log))
                 try:
                     yield pending
