@@ -385,8 +385,18 @@ def test_fast_paths_agree_with_the_careful_parser_on_mutated_lists(
             mutated = list(lines)
             for _ in range(rng.randint(1, 2)):
                 i = rng.randrange(len(mutated))
-                action = rng.randrange(4)
-                if action == 0:  # a character replaced or inserted
+                action = rng.randrange(6)
+                if action >= 4:  # a separator moved, to another line or within its own:
+                    k = rng.randrange(len(mutated)) if action == 4 else i  # totals stay right
+                    line = mutated[i]
+                    at = [j for j, c in enumerate(line) if c in "-. _"]
+                    if at:
+                        j = rng.choice(at)
+                        mutated[i] = line[:j] + line[j + 1 :]
+                        other = mutated[k]
+                        m = rng.randrange(len(other))
+                        mutated[k] = other[:m] + line[j] + other[m:]
+                elif action == 0:  # a character replaced or inserted
                     line = mutated[i]
                     j = rng.randrange(len(line))
                     mutated[i] = line[:j] + rng.choice(noise) + line[j + rng.randint(0, 1) :]
