@@ -145,12 +145,7 @@ def _gpg_binary(name: str) -> str:
     return path
 
 
-def _gpg(
-    binary: str,
-    home: Path | None,
-    options: Sequence[str] = (),
-    log: Callable[[str], None] | None = None,
-) -> gnupg.GPG:
+def _gpg(binary: str, home: Path | None, log: Callable[[str], None] | None = None) -> gnupg.GPG:
     """A python-gnupg handle on ``binary`` and ``home``; ``log`` sees each gpg command line.
 
     Raises:
@@ -158,15 +153,11 @@ def _gpg(
     """
     import gnupg  # noqa: PLC0415  (lazy: python-gnupg costs tens of milliseconds to import)
 
-    env = {"LC_ALL": "C", "LANG": "C"}
-    if home is not None:
-        env["GNUPGHOME"] = str(home)
     try:
         handle = gnupg.GPG(
             gpgbinary=binary,
             gnupghome=str(home) if home is not None else None,
-            options=list(options),
-            env=env if home is not None else None,
+            env=_environment(home) if home is not None else None,
         )
     except (OSError, ValueError) as exc:
         raise GpgMissingError(f"cannot run {binary}: {exc}") from exc
