@@ -182,40 +182,59 @@ class WheelCache:
         batch of stores (each prune reads the whole cache).
 
         Raises:
-            OSError: the cache cannot be written.
+            OSError: ``source`` cannot be read.
             FetchError: the cache folder is unsafe.
         """
-        if self.max_bytes <= 0:
-            return
-        folder = self.path(sha256).parent
-        self._folders(create=True)
-        with contextlib.suppress(FileExistsError):
-            folder.mkdir(mode=0o700)
-        self._check(folder.lstat(), folder, directory=True)
-        final = self.path(sha256)
-        if self.has(sha256):
-            return
-        tmp = folder / f".tmp-{secrets.token_hex(8)}"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        out = os.open(tmp, flags, 0o600)
-        digest = hashlib.sha256()
-        try:
-            with Path(source).open("rb") as src, os.fdopen(out, "wb") as target:
+        with self.entry(sha256) as entry:
+            if entry is None:
+                return
+            digest = hashlib.sha256()
+            with Path(source).open("rb") as src:
                 while chunk := src.read(_CHUNK):
                     digest.update(chunk)
-                    target.write(chunk)
-                target.flush()
-                os.fsync(target.fileno())
-            if digest.hexdigest() != sha256:
-                tmp.unlink()
-                return
-            tmp.replace(final)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            raise
+                    entry.write(chunk)
+            entry.commit(digest.hexdigest())
         if prune:
             self.prune()
+
+    @contextlib.contextmanager
+    def entry(self, sha256: str) -> Iterator[NewEntry | None]:
+        """A new entry for ``sha256``, written while its bytes arrive, or ``None`` when the cache
+        keeps nothing, already holds ``sha256``, or cannot be written (a cache that cannot take a
+        wheel costs only the next run's download, never this run's result).
+
+        The caller feeds it exactly the chunks it hashes (:meth:`NewEntry.write`) and, once their
+        digest is ``sha256``, calls :meth:`NewEntry.commit`: so the entry's bytes are the bytes
+        hashed, with no second read or hash. Leaving the block without a commit removes what was
+        written.
+
+        Raises:
+            FetchError: the cache folder is unsafe (symlink, owner, permissions): refused, as a
+                read refuses it, never written through.
+        """
+        opened = self._new_entry(sha256)
+        try:
+            yield opened
+        finally:
+            if opened is not None:
+                opened.discard()
+
+    def _new_entry(self, sha256: str) -> NewEntry | None:
+        if self.max_bytes <= 0:
+            return None
+        final = self.path(sha256)
+        try:
+            self._folders(create=True)
+            with contextlib.suppress(FileExistsError):
+                final.parent.mkdir(mode=0o700)
+            self._check(final.parent.lstat(), final.parent, directory=True)
+            if self.has(sha256):
+                return None
+            tmp = final.parent / f".tmp-{secrets.token_hex(8)}"
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            return NewEntry(os.fdopen(os.open(tmp, flags, 0o600), "wb"), tmp, final, sha256)
+        except OSError:
+            return None
 
     def prune(self, max_bytes: int | None = None) -> Pruned:
         """Remove entries, least recently used first, until the total is within ``max_bytes``
@@ -309,3 +328,56 @@ class WheelCache:
             hint="the cache is only a copy: remove it once you have looked at it, or run with "
             "--no-cache-dir",
         )
+
+
+class NewEntry:
+    """A cache entry being written from a download's chunks, under a temporary name.
+
+    It never raises on a write: a cache that cannot be written (a full disk, say) must not fail
+    the download it copies; the entry is then simply not kept. :meth:`commit` makes it the entry
+    only if the caller's digest of the very chunks written is the name it was opened for.
+    """
+
+    def __init__(self, file: BinaryIO, temporary: Path, final: Path, sha256: str) -> None:
+        self._file: BinaryIO | None = file
+        self._temporary = temporary
+        self._final = final
+        self._sha256 = sha256
+
+    def write(self, chunk: bytes) -> None:
+        """Append ``chunk``; on failure stop writing and drop the entry."""
+        if self._file is None:
+            return
+        try:
+            self._file.write(chunk)
+        except OSError:
+            self.discard()
+
+    def commit(self, sha256: str) -> bool:
+        """Keep the entry (fsync, then rename into place) when ``sha256``, the caller's digest
+        of every chunk written, is the entry's name; else drop it. Returns whether it was kept."""
+        file, self._file = self._file, None
+        if file is None:
+            return False
+        try:
+            with file:
+                if sha256 != self._sha256:
+                    raise OSError("not the bytes this entry was opened for")
+                file.flush()
+                os.fsync(file.fileno())
+            self._temporary.replace(self._final)
+        except OSError:
+            with contextlib.suppress(OSError):
+                self._temporary.unlink()
+            return False
+        return True
+
+    def discard(self) -> None:
+        """Remove what was written (nothing once committed)."""
+        file, self._file = self._file, None
+        if file is None:
+            return
+        with contextlib.suppress(OSError):
+            file.close()
+        with contextlib.suppress(OSError):
+            self._temporary.unlink()

@@ -81,6 +81,10 @@ __all__ = [
 ]
 
 CHUNK_SIZE = 64 * 1024
+#: What one read of a response body asks for. Large, because each socket read must take the GIL
+#: back: a wheel downloaded beside busy threads gets one read per GIL hand-over, and 64 KiB
+#: reads cut a 17 MB download on loopback from 24 ms alone to ~200 ms among 8 workers.
+_BODY_CHUNK: Final = 1024 * 1024
 MAX_REDIRECTS = 5
 USER_AGENT = f"safepip/{__version__}"
 #: The longest a blocking step waits before it looks at ``cancel`` (and the deadline) again.
@@ -521,15 +525,18 @@ def download(
     proxies: Proxies | None = None,
     cancel: Cancel | None = None,
     min_free_bytes: int | None = None,
+    copy: Callable[[bytes], None] | None = None,
 ) -> str:
     """Stream ``url`` into the new file ``dest`` and return the sha256 hex of what was written.
 
     ``dest`` is created exclusively with mode 0600 (an existing file or symlink is refused and left
-    alone). Memory stays bounded (64 KiB chunks). ``on_progress`` receives the size of each chunk
+    alone). Memory stays bounded (1 MiB chunks). ``on_progress`` receives the size of each chunk
     written (an increment, as rich's ``Progress.advance`` expects). ``url`` follows the rules of
     :func:`fetch_bytes` (a relative path is taken from the current directory), and so do
     ``proxies`` and ``cancel``. No chunk is written that would leave less than ``min_free_bytes``
-    free on ``dest``'s file system (default: :func:`free_space_reserve` of its size).
+    free on ``dest``'s file system (default: :func:`free_space_reserve` of its size). ``copy``
+    receives every chunk written, the same objects that were hashed (a cache entry written on
+    the way: :meth:`safepip.cache.WheelCache.entry`).
 
     Raises :class:`FetchError` for every fetch failure, when ``dest`` cannot be created or
     written, and when the free space would fall below the reserve; on any failure
@@ -580,6 +587,8 @@ def download(
                         _one_line(f"{dest}: cannot write: {exc.strerror or exc}")
                     ) from exc
                 written += len(chunk)
+                if copy is not None:
+                    copy(chunk)
                 if on_progress is not None:
                     on_progress(len(chunk))
     except BaseException:
@@ -666,7 +675,8 @@ def _chunks(
     cancel: Cancel | None,
     exchange: _Exchange | None = None,
 ) -> _Chunks:
-    """Yield the content of ``source`` in chunks of at most 64 KiB, enforcing every rule."""
+    """Yield the content of ``source`` in chunks of at most 1 MiB (64 KiB from a file),
+    enforcing every rule."""
     if not is_allowed_source(source):
         raise FetchError(_one_line(f"{source}: not an allowed source"), hint=_HINT_SOURCE)
     clock = _Clock(time.monotonic() + timeout, cancel)
@@ -1135,7 +1145,7 @@ def _body(url: str, response: http.client.HTTPResponse, max_bytes: int) -> _Chun
     declared = response.length
     total = 0
     while True:
-        chunk = response.read(min(CHUNK_SIZE, max_bytes + 1 - total))
+        chunk = response.read(min(_BODY_CHUNK, max_bytes + 1 - total))
         if not chunk:
             break
         total += len(chunk)

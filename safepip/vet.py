@@ -28,7 +28,7 @@ from safepip.state import TrustState, judge_serial
 # `check` and `verify` never download: what only `install` and `lock` need (a thread pool, the
 # index page parser, wheel reading, pip) is imported where it is used, keeping their start fast.
 if TYPE_CHECKING:
-    from safepip.cache import WheelCache
+    from safepip.cache import NewEntry, WheelCache
     from safepip.interpreter import TargetEnvironment
     from safepip.requirements import RequirementLine
     from safepip.sources import Links
@@ -541,20 +541,22 @@ def download_all(
         url = artifact.url or (links.url(artifact, cancel) if links is not None else "")
         if urls is not None:
             urls[artifact.filename] = url
-        digest = fetch.download(
-            url,
-            path,
-            max_bytes=MAX_WHEEL_BYTES,
-            timeout=max(0.001, deadline - time.monotonic()),
-            cafile=cafile,
-            proxies=proxies,
-            cancel=cancel,
-            min_free_bytes=min_free_bytes,
-        )
+        with caching(cache, artifact.sha256) as entry:
+            digest = fetch.download(
+                url,
+                path,
+                max_bytes=MAX_WHEEL_BYTES,
+                timeout=max(0.001, deadline - time.monotonic()),
+                cafile=cafile,
+                proxies=proxies,
+                cancel=cancel,
+                min_free_bytes=min_free_bytes,
+                copy=entry.write if entry is not None else None,
+            )
+            if entry is not None:
+                entry.commit(digest)  # kept only if digest is its name; pruned once, below
         advance(1)
         if digest == artifact.sha256:
-            if cache is not None:
-                keep(cache, path, digest, prune=False)  # pruned once, below
             if reads is not None:
                 reads[artifact.filename] = read_wheel(path)
             return None
@@ -671,18 +673,19 @@ def fetch_vetted(
     )
 
 
-def keep(cache: WheelCache, path: Path, sha256: str, *, prune: bool = True) -> None:
-    """Store a wheel just hash-checked in ``cache``; a cache that cannot be written costs only
-    the next run's download, never this run's result. ``prune=False``: the caller calls
-    :func:`prune` once after the batch."""
-    with contextlib.suppress(OSError, FetchError):
-        cache.store(path, sha256, prune=prune)
+def caching(
+    cache: WheelCache | None, sha256: str
+) -> contextlib.AbstractContextManager[NewEntry | None]:
+    """The cache entry a download of ``sha256`` is copied into as it streams
+    (:meth:`WheelCache.entry`), or ``None`` without a cache."""
+    return cache.entry(sha256) if cache is not None else contextlib.nullcontext()
 
 
 def prune(cache: WheelCache) -> None:
-    """Bring ``cache`` within its cap once, after a batch of :func:`keep` calls: pruning after
-    each store read the whole cache once per wheel, in every download worker (~0.6 s of CPU for
-    55 wheels). An unprunable cache costs disk space, never this run's result."""
+    """Bring ``cache`` within its cap once, after a batch of downloads (:func:`caching`):
+    pruning after each store read the whole cache once per wheel, in every download worker
+    (~0.6 s of CPU for 55 wheels). An unprunable cache costs disk space, never this run's
+    result."""
     with contextlib.suppress(OSError, FetchError):
         cache.prune()
 

@@ -23,7 +23,7 @@ from safepip.hashlist import Entry
 from safepip.policy import Rejection
 from safepip.resolve import Refused
 from safepip.sources import Links
-from safepip.vet import MAX_WHEEL_BYTES, keep, prune
+from safepip.vet import MAX_WHEEL_BYTES, caching, prune
 from safepip.wheel import WheelError, WheelMetadata, read_metadata
 
 if TYPE_CHECKING:
@@ -161,15 +161,19 @@ class WheelStore:
                 self._cached.add(entry.filename)
             return path
         url = self.url(entry)
-        digest = fetch.download(
-            url,
-            path,
-            max_bytes=MAX_WHEEL_BYTES,
-            timeout=self._remaining(),
-            cafile=self._cafile,
-            proxies=self._proxies,
-            cancel=self._cancel,
-        )
+        with caching(self._cache, entry.sha256) as kept:
+            digest = fetch.download(
+                url,
+                path,
+                max_bytes=MAX_WHEEL_BYTES,
+                timeout=self._remaining(),
+                cafile=self._cafile,
+                proxies=self._proxies,
+                cancel=self._cancel,
+                copy=kept.write if kept is not None else None,
+            )
+            if kept is not None:
+                kept.commit(digest)  # kept only if digest is its name; pruned when the store closes
         if digest != entry.sha256:
             path.unlink()
             raise Refused(
@@ -180,8 +184,6 @@ class WheelStore:
                     f"{entry.sha256[:12]}…)",
                 )
             )
-        if self._cache is not None:
-            keep(self._cache, path, digest, prune=False)  # pruned once, when the store closes
         if self._on_download is not None:
             self._on_download(entry)
         return path

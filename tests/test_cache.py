@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from safepip._cli import main
-from safepip.cache import WheelCache, configured
+from safepip.cache import NewEntry, WheelCache, configured
 from safepip.errors import FetchError, UsageError
 from tests.keys import Keyring
 from tests.site import make_site, published_and_served
@@ -61,6 +61,47 @@ def test_a_store_with_other_bytes_keeps_nothing(tmp_path: Path) -> None:
     source, _ = _wheel(tmp_path)
     cache.store(source, "0" * 64)
     assert not cache.has("0" * 64)
+
+
+def test_an_entry_is_kept_only_when_the_callers_digest_is_its_name(tmp_path: Path) -> None:
+    cache = WheelCache(tmp_path / "c")
+    data = b"streamed wheel bytes"
+    sha = hashlib.sha256(data).hexdigest()
+    with cache.entry(sha) as entry:
+        assert entry is not None
+        entry.write(data[:7])
+        entry.write(data[7:])
+        assert not cache.has(sha), "nothing is an entry before the commit"
+        assert entry.commit(sha)
+    assert cache.path(sha).read_bytes() == data
+    with cache.entry(sha) as again:
+        assert again is None, "an entry already there is left alone"
+    other = hashlib.sha256(b"other").hexdigest()
+    with cache.entry(other) as wrong:
+        assert wrong is not None
+        wrong.write(b"not the bytes named")
+        assert not wrong.commit(hashlib.sha256(b"not the bytes named").hexdigest())
+    with cache.entry(other) as abandoned:  # a download that failed half-way: no commit
+        assert abandoned is not None
+        abandoned.write(b"half")
+    assert not cache.has(other)
+    assert not list(cache.path(other).parent.glob(".tmp-*"))
+    assert not list(cache.path(sha).parent.glob(".tmp-*"))
+
+
+def test_an_entry_that_cannot_be_written_is_dropped_without_failing_the_caller(
+    tmp_path: Path,
+) -> None:
+    # /dev/full fails every write with ENOSPC: a full cache disk, even for root.
+    data = b"x" * (1 << 16)
+    sha = hashlib.sha256(data).hexdigest()
+    final = tmp_path / "final"
+    with Path("/dev/full").open("wb", buffering=0) as full:
+        entry = NewEntry(full, tmp_path / "tmp", final, sha)
+        entry.write(data)
+        entry.write(data)
+        assert not entry.commit(sha)
+    assert not final.exists()
 
 
 def test_symlinks_are_refused(tmp_path: Path) -> None:

@@ -233,6 +233,49 @@ def test_download_all_reads_the_metadata_of_each_wheel_with_the_list_hash(
     assert refused.subject == evil.name and "METADATA says evil" in refused.message
 
 
+def test_download_all_caches_exactly_the_bytes_it_hashed_and_nothing_it_refused(
+    served: Path, server: LoopbackServer, tmp_path: Path
+) -> None:
+    good = make_wheel(served, "alpha", "1.0", modules={"m.py": "x = 1\n" * 5000})
+    cache = WheelCache(tmp_path / "cache")
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    problems = vet.download_all(
+        [
+            vet.Artifact("alpha", "1.0", good.name, sha256_of(good), server.url_for(good.name)),
+            artifact(server.url_for(WHEEL), sha256="0" * 64),  # the index serves other bytes
+        ],
+        folder,
+        cafile=None,
+        timeout=120,
+        advance=lambda n: None,
+        cache=cache,
+    )
+    assert [p.code for p in problems] == ["hash-mismatch"]
+    entries = sorted((tmp_path / "cache" / "wheels").glob("*/*"))
+    assert entries == [cache.path(sha256_of(good))], "one entry, no temporary file"
+    assert entries[0].read_bytes() == good.read_bytes()
+    # A download that fails half-way (the body stops at the free-space reserve) leaves no
+    # entry and no temporary file in the cache either.
+    server.endless("/endless-1.0-py3-none-any.whl")
+    info = os.statvfs(folder)
+    with pytest.raises(FetchError, match="free"):
+        vet.download_all(
+            [
+                artifact(
+                    server.url_for("endless-1.0-py3-none-any.whl"), "endless-1.0-py3-none-any.whl"
+                )
+            ],
+            folder,
+            cafile=None,
+            timeout=120,
+            advance=lambda n: None,
+            cache=cache,
+            min_free_bytes=info.f_bavail * info.f_frsize - (4 << 20),
+        )
+    assert sorted((tmp_path / "cache" / "wheels").glob("*/*")) == entries
+
+
 def test_from_cache_copies_in_parallel_reads_each_copy_and_skips_a_poisoned_entry(
     tmp_path: Path,
 ) -> None:
