@@ -123,14 +123,17 @@ class ListCache:
             raise self._bad(path, f"cannot open it: {exc.strerror}") from exc
         limit = 2 * (4 * max_bytes // 3 + 4) + 64 * 1024
         try:
-            self._check(os.fstat(fd), path, directory=False)
+            status = os.fstat(fd)
+            self._check(status, path, directory=False)
             with os.fdopen(fd, "rb", closefd=False) as handle:
-                raw = handle.read(limit + 1)
+                # One more byte than the file holds: a file that grew meanwhile is still capped,
+                # and no buffer of the whole cap is allocated for a list of a tenth of it.
+                raw = handle.read(min(status.st_size, limit) + 1)
         finally:
             os.close(fd)
         if len(raw) > limit:
             raise self._bad(path, "larger than a list and its signature can be")
-        head, _, payload = raw.partition(b"\n")
+        head, payload = _split(raw)
         try:
             obj = json.loads(head.decode("ascii"))
         except (UnicodeDecodeError, ValueError) as exc:
@@ -204,16 +207,14 @@ class ListCache:
         }
         # The bytes themselves follow the one-line record as they are: a 10 MB list is neither
         # encoded nor decoded on every run (a 304 reads it back).
-        body = json.dumps(record, sort_keys=True).encode("ascii") + b"\n" + data + signature
+        head = json.dumps(record, sort_keys=True).encode("ascii") + b"\n"
         path = self.path(list_id)
         tmp = path.with_name(f".tmp-{secrets.token_hex(8)}-{path.name}")
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = os.open(tmp, flags, 0o600)
         try:
             try:
-                view = memoryview(body)
-                while view:
-                    view = view[os.write(fd, view) :]
+                _write_all(fd, [head, data, signature])
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -237,7 +238,16 @@ class ListCache:
         )
 
 
-def _pair(record: dict[str, object], payload: bytes) -> tuple[bytes, bytes]:
+def _split(raw: bytes) -> tuple[bytes, memoryview]:
+    """The record line and a view of the payload after it (a view, not a partition: the list's
+    bytes are then copied once, by :func:`_pair`, not twice)."""
+    end = raw.find(b"\n")
+    if end < 0:
+        return raw, memoryview(b"")
+    return raw[:end], memoryview(raw)[end + 1 :]
+
+
+def _pair(record: dict[str, object], payload: memoryview) -> tuple[bytes, bytes]:
     """The list's and the signature's bytes: in base64 in a version 1 record, else the payload
     that follows the record, split at the sizes it gives.
 
@@ -253,7 +263,20 @@ def _pair(record: dict[str, object], payload: bytes) -> tuple[bytes, bytes]:
         raise ValueError("sizes are not integers")
     if data < 0 or signature < 0 or data + signature != len(payload):
         raise ValueError("sizes do not match the bytes")
-    return payload[:data], payload[data:]
+    return payload[:data].tobytes(), payload[data:].tobytes()
+
+
+def _write_all(fd: int, parts: list[bytes]) -> None:
+    """Write ``parts`` one after the other to ``fd``, without joining them into a new buffer
+    (a 10 MB list would be copied, and its pages faulted in, once more)."""
+    views = [memoryview(part) for part in parts if part]
+    while views:
+        # writev is POSIX; elsewhere one part at a time.
+        written = os.writev(fd, views) if hasattr(os, "writev") else os.write(fd, views[0])
+        while views and written >= len(views[0]):
+            written -= len(views.pop(0))
+        if views:
+            views[0] = views[0][written:]
 
 
 def _validators_json(validators: Validators) -> dict[str, str | None]:

@@ -251,3 +251,28 @@ def test_validators_are_kept_with_the_pair_and_version_1_files_still_read(tmp_pa
     path.write_text(json.dumps(old | {"version": 2}))
     with pytest.raises(FetchError, match="not a cached list of this safepip"):
         cache.load("https://example.org/x", max_bytes=100)
+
+
+def test_a_cache_file_of_the_wrong_shape_is_refused_and_a_good_one_read_whole(
+    tmp_path: Path,
+) -> None:
+    cache = ListCache(tmp_path / "cache")
+    url = "https://example.org/x"
+    data = b"line one\nline two\n" * 50_000  # newlines in the list never move the split
+    cache.store(url, data, b"sig\n", now=datetime.now(tz=timezone.utc))
+    copy = cache.load(url, max_bytes=len(data))
+    assert copy is not None and (copy.data, copy.signature) == (data, b"sig\n")
+    path = cache.path(url)
+    good = path.read_bytes()
+    for bad, why in (
+        (good[:-1], "a field is malformed"),  # truncated: the sizes no longer fit
+        (good + b"x", "a field is malformed"),  # one byte more than the sizes say
+        (good.replace(b"\n", b" ", 1), "not valid JSON"),  # no record line
+        (b"\n" + good, "not valid JSON"),
+    ):
+        path.write_bytes(bad)
+        with pytest.raises(FetchError, match=why):
+            cache.load(url, max_bytes=len(data))
+    path.write_bytes(good)
+    with pytest.raises(FetchError, match="larger than a list and its signature can be"):
+        cache.load(url, max_bytes=1000)
