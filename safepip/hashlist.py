@@ -418,16 +418,19 @@ def _leading_header(text: str) -> tuple[_Headers, int] | None:
     """
     header: _Headers = {}
     skipped = 0
-    lines = text.split("\n", 8)  # a header has four lines; never split the whole body here
-    for number, line in enumerate(lines[:-1], start=1):
-        if not line.startswith("#"):
+    # A header has four lines; look at eight at most, each ended by LF. Found one at a time: a
+    # split would copy the whole body (~5 ms for a 10 MB list) as its remainder.
+    for number in range(1, 9):
+        end = text.find("\n", skipped)
+        if end < 0 or not text.startswith("#", skipped):
             break
+        line = text[skipped:end]
         try:
             if not line.isprintable() or not _read_header_line(header, line, number):
                 return None
         except ListFormatError:
             return None
-        skipped += len(line) + 1
+        skipped = end + 1
     return header, skipped
 
 

@@ -328,8 +328,23 @@ def bulk(data: bytes) -> object:
             "expected '<64 lower-case hex sha256>",
             5,
         ),
+        (  # one space after a hash, four after the next: "  " twice, as two lines have
+            [f"{H1} a-1.0-py3-none-any.whl", f"{H2}    b-1.0-py3-none-any.whl"],
+            "expected '<64 lower-case hex sha256>",
+            5,
+        ),
         (  # a space moved into a filename
             [f"{H1} a-1.0-py3-none-any.whl", f"{H2}  b-1.0-py3-none-any .whl"],
+            "expected '<64 lower-case hex sha256>",
+            5,
+        ),
+        (  # two hashes on one line, none on the next: two spaces and four hyphens a line
+            [f"{H1}  a-1.0-py3-none-any.whl  {H2}", "b-1.0-py3-none-any.whl"],
+            "is not a bare filename",
+            5,
+        ),
+        (  # a hash one digit short, the next one digit long
+            [f"{H1[:63]}  a-1.0-py3-none-any.whl", f"{H2}0  b-1.0-py3-none-any.whl"],
             "expected '<64 lower-case hex sha256>",
             5,
         ),
