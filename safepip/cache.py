@@ -2,8 +2,13 @@
 
 Storage: ``$XDG_CACHE_HOME/safepip/wheels/`` (or ``~/.cache/safepip/wheels/``), directories
 ``0700``, one file per wheel named by the sha256 of its bytes (``wheels/3f/3f1c…``), mode
-``0600``, written atomically (temporary file, fsync, rename) and only from a file whose hash the
-list vouches for.
+``0600``, written atomically (temporary file, fsync, rename). A download is copied into a
+temporary file beside the entries as it streams, from the very chunks it hashes; that file
+becomes the entry only if their digest is the sha256 the list vouches for, and is removed
+otherwise. It keeps the free-space reserve of a download on its own file system, with room to
+spare, so it gives way before a download beside it would have to stop; and it never grows
+beyond the cache's cap. A temporary file a killed run left behind is removed by the next prune
+once it is an hour old.
 
 Nothing read from here is trusted as is: every read re-hashes the bytes it hands out, in the same
 pass that copies them into the caller's private folder (or hashes an open descriptor the caller
@@ -26,12 +31,14 @@ import os
 import re
 import secrets
 import stat
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final
 
 from safepip.errors import FetchError, UsageError
+from safepip.fetch import free_space_reserve
 from safepip.listcache import default_cache_dir, unsafe
 
 #: The default size cap of the wheel cache.
@@ -39,6 +46,13 @@ DEFAULT_MAX_BYTES: Final = 2 * 1024 * 1024 * 1024
 #: The largest ``--cache-max-mb``: a pebibyte is already no cap.
 MAX_MB: Final = 1024**3
 _CHUNK: Final = 1024 * 1024
+#: The free space a new entry keeps beyond a download's reserve: two 1 MiB chunks for each of
+#: the eight download workers. Sharing a file system with the downloads, entries give way (and
+#: free what they took) before a download's own free-space check can trip because of them.
+ENTRY_HEADROOM: Final = 16 * 1024 * 1024
+#: A temporary file nobody wrote to for this long was left by a killed run (downloads have a
+#: deadline far shorter): the next prune removes it.
+_STALE_SECONDS: Final = 3600
 _SHA256: Final = re.compile(r"[0-9a-f]{64}")
 
 
@@ -198,7 +212,7 @@ class WheelCache:
             self.prune()
 
     @contextlib.contextmanager
-    def entry(self, sha256: str) -> Iterator[NewEntry | None]:
+    def entry(self, sha256: str, *, reserve: int | None = None) -> Iterator[NewEntry | None]:
         """A new entry for ``sha256``, written while its bytes arrive, or ``None`` when the cache
         keeps nothing, already holds ``sha256``, or cannot be written (a cache that cannot take a
         wheel costs only the next run's download, never this run's result).
@@ -206,20 +220,22 @@ class WheelCache:
         The caller feeds it exactly the chunks it hashes (:meth:`NewEntry.write`) and, once their
         digest is ``sha256``, calls :meth:`NewEntry.commit`: so the entry's bytes are the bytes
         hashed, with no second read or hash. Leaving the block without a commit removes what was
-        written.
+        written. ``reserve``: the free space the download keeps (default: as
+        :func:`safepip.fetch.free_space_reserve` of the cache's file system); the entry keeps
+        :data:`ENTRY_HEADROOM` more, and is dropped rather than take it.
 
         Raises:
             FetchError: the cache folder is unsafe (symlink, owner, permissions): refused, as a
                 read refuses it, never written through.
         """
-        opened = self._new_entry(sha256)
+        opened = self._new_entry(sha256, reserve)
         try:
             yield opened
         finally:
             if opened is not None:
                 opened.discard()
 
-    def _new_entry(self, sha256: str) -> NewEntry | None:
+    def _new_entry(self, sha256: str, reserve: int | None) -> NewEntry | None:
         if self.max_bytes <= 0:
             return None
         final = self.path(sha256)
@@ -232,7 +248,8 @@ class WheelCache:
                 return None
             tmp = final.parent / f".tmp-{secrets.token_hex(8)}"
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-            return NewEntry(os.fdopen(os.open(tmp, flags, 0o600), "wb"), tmp, final, sha256)
+            file = os.fdopen(os.open(tmp, flags, 0o600), "wb")
+            return NewEntry(file, tmp, final, sha256, reserve=reserve, cap=self.max_bytes)
         except OSError:
             return None
 
@@ -255,7 +272,11 @@ class WheelCache:
                 with contextlib.suppress(FileNotFoundError):
                     status = path.lstat()
                     if path.name.startswith(".tmp-"):
-                        continue  # maybe another run's file being written
+                        # Another run's file being written is kept; one no run wrote to for an
+                        # hour was left by a run that was killed.
+                        if time.time() - status.st_mtime > _STALE_SECONDS:
+                            path.unlink()
+                        continue
                     if stat.S_ISREG(status.st_mode):
                         entries.append((status.st_mtime, status.st_size, path))
         total = sum(size for _, size, _ in entries)
@@ -334,24 +355,52 @@ class NewEntry:
     """A cache entry being written from a download's chunks, under a temporary name.
 
     It never raises on a write: a cache that cannot be written (a full disk, say) must not fail
-    the download it copies; the entry is then simply not kept. :meth:`commit` makes it the entry
+    the download it copies; the entry is then simply dropped, as it is when it would leave less
+    than ``reserve`` (default: :func:`~safepip.fetch.free_space_reserve` of its file system) plus
+    :data:`ENTRY_HEADROOM` free, or grow beyond ``cap`` bytes. :meth:`commit` makes it the entry
     only if the caller's digest of the very chunks written is the name it was opened for.
     """
 
-    def __init__(self, file: BinaryIO, temporary: Path, final: Path, sha256: str) -> None:
+    def __init__(
+        self,
+        file: BinaryIO,
+        temporary: Path,
+        final: Path,
+        sha256: str,
+        *,
+        reserve: int | None = None,
+        cap: int = DEFAULT_MAX_BYTES,
+    ) -> None:
         self._file: BinaryIO | None = file
         self._temporary = temporary
         self._final = final
         self._sha256 = sha256
+        self._reserve = reserve
+        self._left = cap
 
     def write(self, chunk: bytes) -> None:
-        """Append ``chunk``; on failure stop writing and drop the entry."""
+        """Append ``chunk``; on failure, or when it does not fit, stop writing and drop the
+        entry (whatever comes after is not written either)."""
         if self._file is None:
             return
         try:
+            self._left -= len(chunk)
+            if self._left < 0 or not self._fits(self._file, len(chunk)):
+                self.discard()
+                return
             self._file.write(chunk)
         except OSError:
             self.discard()
+
+    def _fits(self, file: BinaryIO, size: int) -> bool:
+        """Whether ``size`` more bytes leave the reserve and the headroom free."""
+        if not hasattr(os, "fstatvfs"):  # pragma: no cover - Windows
+            return True
+        info = os.fstatvfs(file.fileno())
+        floor = self._reserve
+        if floor is None:
+            floor = free_space_reserve(info.f_blocks * info.f_frsize)
+        return info.f_bavail * info.f_frsize - size >= floor + ENTRY_HEADROOM
 
     def commit(self, sha256: str) -> bool:
         """Keep the entry (fsync, then rename into place) when ``sha256``, the caller's digest

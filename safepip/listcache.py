@@ -121,18 +121,10 @@ class ListCache:
             return None
         except OSError as exc:
             raise self._bad(path, f"cannot open it: {exc.strerror}") from exc
-        limit = 2 * (4 * max_bytes // 3 + 4) + 64 * 1024
         try:
-            status = os.fstat(fd)
-            self._check(status, path, directory=False)
-            with os.fdopen(fd, "rb", closefd=False) as handle:
-                # One more byte than the file holds: a file that grew meanwhile is still capped,
-                # and no buffer of the whole cap is allocated for a list of a tenth of it.
-                raw = handle.read(min(status.st_size, limit) + 1)
+            raw = self._read(fd, path, limit=2 * (4 * max_bytes // 3 + 4) + 64 * 1024)
         finally:
             os.close(fd)
-        if len(raw) > limit:
-            raise self._bad(path, "larger than a list and its signature can be")
         head, payload = _split(raw)
         try:
             obj = json.loads(head.decode("ascii"))
@@ -161,6 +153,25 @@ class ListCache:
             self._validators(found["list"], path),
             self._validators(found["signature"], path),
         )
+
+    def _read(self, fd: int, path: Path, *, limit: int) -> bytes:
+        """The bytes of the cache file open as ``fd``: at most ``limit``, and not one more than
+        it held when it was looked at.
+
+        Raises:
+            FetchError: an unsafe or oversized file, or one that grew while it was read.
+        """
+        status = os.fstat(fd)
+        self._check(status, path, directory=False)
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            # One more byte than the file holds: no buffer of the whole cap is allocated for a
+            # list of a tenth of it, and a file that grew meanwhile shows it.
+            raw = handle.read(min(status.st_size, limit) + 1)
+        if len(raw) > limit:
+            raise self._bad(path, "larger than a list and its signature can be")
+        if len(raw) > status.st_size:
+            raise self._bad(path, "it changed while it was read")
+        return raw
 
     def _validators(self, raw: object, path: Path) -> Validators:
         if not isinstance(raw, dict) or not set(raw) <= {"etag", "last-modified"}:

@@ -520,8 +520,8 @@ def download_all(
     and reported (``hash-mismatch``).
 
     Raises:
-        FetchError: a download failed (status, size, free space, deadline, network); the others
-            are cancelled and every file is removed.
+        FetchError: a download failed (status, size, free space, deadline, network), or the
+            cache folder is unsafe; the others are cancelled and every file is removed.
         KeyboardInterrupt: from the calling thread; every download stops within a fraction of a
             second and every file is removed before it propagates.
     """
@@ -541,7 +541,7 @@ def download_all(
         url = artifact.url or (links.url(artifact, cancel) if links is not None else "")
         if urls is not None:
             urls[artifact.filename] = url
-        with caching(cache, artifact.sha256) as entry:
+        with caching(cache, artifact.sha256, reserve=min_free_bytes) as entry:
             digest = fetch.download(
                 url,
                 path,
@@ -674,11 +674,16 @@ def fetch_vetted(
 
 
 def caching(
-    cache: WheelCache | None, sha256: str
+    cache: WheelCache | None, sha256: str, *, reserve: int | None = None
 ) -> contextlib.AbstractContextManager[NewEntry | None]:
     """The cache entry a download of ``sha256`` is copied into as it streams
-    (:meth:`WheelCache.entry`), or ``None`` without a cache."""
-    return cache.entry(sha256) if cache is not None else contextlib.nullcontext()
+    (:meth:`WheelCache.entry`, keeping the download's free-space ``reserve``), or ``None``
+    without a cache.
+
+    Raises:
+        FetchError: the cache folder is unsafe.
+    """
+    return cache.entry(sha256, reserve=reserve) if cache is not None else contextlib.nullcontext()
 
 
 def prune(cache: WheelCache) -> None:

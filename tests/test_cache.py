@@ -6,12 +6,13 @@ import hashlib
 import os
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from safepip._cli import main
-from safepip.cache import NewEntry, WheelCache, configured
+from safepip.cache import ENTRY_HEADROOM, NewEntry, WheelCache, configured
 from safepip.errors import FetchError, UsageError
 from tests.keys import Keyring
 from tests.site import make_site, published_and_served
@@ -102,6 +103,79 @@ def test_an_entry_that_cannot_be_written_is_dropped_without_failing_the_caller(
         entry.write(data)
         assert not entry.commit(sha)
     assert not final.exists()
+
+
+class _FailsOnce:
+    """A real file whose second write fails, as a disk that fills up for a moment."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("wb")
+        self.writes = 0
+
+    def write(self, data: bytes) -> int:
+        self.writes += 1
+        if self.writes == 2:
+            raise OSError(28, "No space left on device")
+        return self._file.write(data)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._file, name)
+
+
+def test_an_entry_whose_write_failed_once_is_never_committed(tmp_path: Path) -> None:
+    data = [b"first chunk ", b"lost chunk ", b"third chunk"]
+    sha = hashlib.sha256(b"".join(data)).hexdigest()
+    temporary, final = tmp_path / ".tmp-x", tmp_path / "final"
+    file = _FailsOnce(temporary)
+    entry = NewEntry(file, temporary, final, sha)  # type: ignore[arg-type]
+    for chunk in data:
+        entry.write(chunk)  # the failure is the entry's own: the download goes on
+    assert file.writes == 2, "nothing is written after a failed write"
+    assert not entry.commit(sha)
+    assert not final.exists() and not temporary.exists()
+
+
+def test_an_entry_gives_way_to_the_free_space_reserve_and_to_the_cap(tmp_path: Path) -> None:
+    chunk = os.urandom(1024 * 1024)
+    sha = hashlib.sha256(chunk * 4).hexdigest()
+    cache = WheelCache(tmp_path / "c")
+    info = os.statvfs(tmp_path)
+    # Room for about two chunks above the reserve and the headroom entries keep.
+    reserve = info.f_bavail * info.f_frsize - ENTRY_HEADROOM - 2 * len(chunk) - 4096
+    with cache.entry(sha, reserve=reserve) as entry:
+        assert entry is not None
+        for _ in range(4):
+            entry.write(chunk)
+        assert not entry.commit(sha)
+    assert not cache.has(sha)
+    assert not list((tmp_path / "c" / "wheels").glob("*/.tmp-*")), "what it took is freed"
+    small = WheelCache(tmp_path / "small", max_bytes=3 * len(chunk))
+    with small.entry(sha) as entry:
+        assert entry is not None
+        for _ in range(4):
+            entry.write(chunk)
+        assert not entry.commit(sha), "an entry larger than the whole cache is not kept"
+    assert not small.has(sha)
+    with small.entry(hashlib.sha256(chunk).hexdigest()) as entry:
+        assert entry is not None
+        entry.write(chunk)
+        assert entry.commit(hashlib.sha256(chunk).hexdigest())
+
+
+def test_prune_removes_temporary_files_killed_runs_left_not_live_ones(tmp_path: Path) -> None:
+    cache = WheelCache(tmp_path / "c")
+    source, sha = _wheel(tmp_path)
+    cache.store(source, sha)
+    folder = cache.path(sha).parent
+    old, live = folder / ".tmp-old", folder / ".tmp-live"
+    old.write_bytes(b"x" * 1000)
+    live.write_bytes(b"y" * 1000)
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    pruned = cache.prune()
+    assert not old.exists() and live.exists()
+    assert (pruned.kept, pruned.removed) == (1, 0)
+    assert cache.has(sha)
 
 
 def test_symlinks_are_refused(tmp_path: Path) -> None:

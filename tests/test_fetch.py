@@ -455,6 +455,25 @@ def test_download_hashes_streams_and_creates_0600(server: LoopbackServer, tmp_pa
     assert len(progress) > 1 and all(0 < n <= 1024 * 1024 for n in progress)
 
 
+@pytest.mark.parametrize("over", ["http", "file"])
+def test_download_copy_receives_exactly_the_chunks_it_hashed(
+    over: str, server: LoopbackServer, tmp_path: Path
+) -> None:
+    # Several 1 MiB reads: a copy that missed, repeated or reordered one would differ.
+    body = os.urandom(3 * 1024 * 1024 + 12345)
+    source = tmp_path / "body.whl"
+    source.write_bytes(body)
+    server.serve_bytes("/body.whl", body)
+    url = server.url_for("body.whl") if over == "http" else source.as_uri()
+    copied: list[bytes] = []
+    digest = download(
+        url, tmp_path / "dest.whl", max_bytes=len(body), timeout=DEADLINE, copy=copied.append
+    )
+    assert len(copied) > 1
+    assert b"".join(copied) == body == (tmp_path / "dest.whl").read_bytes()
+    assert digest == hashlib.sha256(body).hexdigest()
+
+
 def test_download_of_html_error_page_returns_its_hash(
     server: LoopbackServer, tmp_path: Path
 ) -> None:

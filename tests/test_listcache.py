@@ -276,3 +276,38 @@ def test_a_cache_file_of_the_wrong_shape_is_refused_and_a_good_one_read_whole(
     path.write_bytes(good)
     with pytest.raises(FetchError, match="larger than a list and its signature can be"):
         cache.load(url, max_bytes=1000)
+
+
+def test_a_copy_written_in_short_pieces_reads_back_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """writev may write less than asked: each write resumes where the last one stopped."""
+    import os
+
+    real = os.writev
+    monkeypatch.setattr(os, "writev", lambda fd, views: real(fd, [bytes(views[0][:7])]))
+    cache = ListCache(tmp_path / "cache")
+    data = b"a list\n" * 100
+    cache.store("https://example.org/x", data, b"signature", now=datetime.now(tz=timezone.utc))
+    monkeypatch.undo()
+    copy = cache.load("https://example.org/x", max_bytes=len(data))
+    assert copy is not None and (copy.data, copy.signature) == (data, b"signature")
+
+
+def test_a_copy_that_grows_while_it_is_read_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    cache = ListCache(tmp_path / "cache")
+    data = b"a list\n" * 100
+    cache.store("https://example.org/x", data, b"sig", now=datetime.now(tz=timezone.utc))
+    real = os.fstat
+
+    def earlier(fd: int) -> os.stat_result:  # the size it had before a writer appended
+        found = real(fd)
+        return os.stat_result((*found[:6], found.st_size - 3, *found[7:10]))
+
+    monkeypatch.setattr(os, "fstat", earlier)
+    with pytest.raises(FetchError, match="it changed while it was read"):
+        cache.load("https://example.org/x", max_bytes=len(data))

@@ -236,7 +236,10 @@ def test_download_all_reads_the_metadata_of_each_wheel_with_the_list_hash(
 def test_download_all_caches_exactly_the_bytes_it_hashed_and_nothing_it_refused(
     served: Path, server: LoopbackServer, tmp_path: Path
 ) -> None:
-    good = make_wheel(served, "alpha", "1.0", modules={"m.py": "x = 1\n" * 5000})
+    # Over 1 MiB of incompressible data: the wheel streams in several chunks.
+    noise = os.urandom(900 * 1024).hex()
+    good = make_wheel(served, "alpha", "1.0", modules={"m.py": f"x = {noise!r}\n"})
+    assert good.stat().st_size > 1024 * 1024
     cache = WheelCache(tmp_path / "cache")
     folder = tmp_path / "wheels"
     folder.mkdir()
@@ -274,6 +277,34 @@ def test_download_all_caches_exactly_the_bytes_it_hashed_and_nothing_it_refused(
             min_free_bytes=info.f_bavail * info.f_frsize - (4 << 20),
         )
     assert sorted((tmp_path / "cache" / "wheels").glob("*/*")) == entries
+
+
+def test_a_cache_on_the_download_file_system_never_makes_a_download_fail(
+    served: Path, server: LoopbackServer, tmp_path: Path
+) -> None:
+    """Room for the wheel, not for the wheel and its cache copy: the copy gives way."""
+    body = os.urandom(16 << 20)
+    name = "big-1.0-py3-none-any.whl"
+    (served / name).write_bytes(body)
+    big = vet.Artifact("big", "1.0", name, hashlib.sha256(body).hexdigest(), server.url_for(name))
+    cache = WheelCache(tmp_path / "cache")
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    info = os.statvfs(folder)
+    reserve = info.f_bavail * info.f_frsize - (24 << 20)
+    problems = vet.download_all(
+        [big],
+        folder,
+        cafile=None,
+        timeout=120,
+        advance=lambda n: None,
+        cache=cache,
+        min_free_bytes=reserve,
+    )
+    assert problems == []
+    assert (folder / name).read_bytes() == body
+    assert not cache.has(big.sha256), "the copy gave way"
+    assert not list((tmp_path / "cache").rglob(".tmp-*"))
 
 
 def test_from_cache_copies_in_parallel_reads_each_copy_and_skips_a_poisoned_entry(
