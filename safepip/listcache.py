@@ -37,6 +37,7 @@ import json
 import os
 import secrets
 import stat
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,6 +51,9 @@ from safepip.files import xdg_folder
 FORMAT_VERSION: Final = 2
 _KEYS_V1: Final = frozenset({"version", "list", "stored", "data", "signature"})
 _KEYS: Final = _KEYS_V1 | {"validators"}
+#: A temporary file nobody wrote to for this long was left by a killed run: the next store
+#: removes it.
+_STALE_SECONDS: Final = 3600
 
 
 @dataclass(frozen=True)
@@ -234,6 +238,18 @@ class ListCache:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
             raise
+        self._remove_stale()
+
+    def _remove_stale(self) -> None:
+        """Remove the temporary files of runs killed while they stored a copy: those nobody
+        wrote to for an hour (a store takes milliseconds). Best effort."""
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(self.directory):
+                if entry.name.startswith(".tmp-"):
+                    with contextlib.suppress(OSError):
+                        status = entry.stat(follow_symlinks=False)
+                        if time.time() - status.st_mtime > _STALE_SECONDS:
+                            Path(entry.path).unlink()
 
     def _check(self, st: os.stat_result, path: Path, *, directory: bool) -> None:
         why = unsafe(st, directory=directory)

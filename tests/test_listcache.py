@@ -311,3 +311,21 @@ def test_a_copy_that_grows_while_it_is_read_is_refused(
     monkeypatch.setattr(os, "fstat", earlier)
     with pytest.raises(FetchError, match="it changed while it was read"):
         cache.load("https://example.org/x", max_bytes=len(data))
+
+
+def test_a_store_removes_what_killed_runs_left_not_what_a_live_run_writes(tmp_path: Path) -> None:
+    import os
+    import time
+
+    cache = ListCache(tmp_path / "cache")
+    now = datetime.now(tz=timezone.utc)
+    cache.store("https://example.org/x", b"list", b"sig", now=now)
+    old = cache.directory / ".tmp-0123456789abcdef-killed.json"
+    live = cache.directory / ".tmp-fedcba9876543210-writing.json"
+    old.write_bytes(b"x" * 1000)
+    live.write_bytes(b"y" * 1000)
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    cache.store("https://example.org/y", b"other", b"sig", now=now)
+    assert not old.exists() and live.exists()
+    assert cache.load("https://example.org/x", max_bytes=100) is not None
