@@ -6,9 +6,11 @@ Storage: ``$XDG_CACHE_HOME/safepip/wheels/`` (or ``~/.cache/safepip/wheels/``), 
 temporary file beside the entries as it streams, from the very chunks it hashes; that file
 becomes the entry only if their digest is the sha256 the list vouches for, and is removed
 otherwise. It keeps the free-space reserve of a download on its own file system, with room to
-spare, so it gives way before a download beside it would have to stop; and it never grows
-beyond the cache's cap. A temporary file a killed run left behind is removed by the next prune
-once it is an hour old.
+spare, and it never grows beyond the cache's cap. A download about to stop at its reserve first
+has the cache give back what this run took (:meth:`WheelCache.make_room`: the copies being
+written and the entries written), so a cache on its file system never makes it stop. A
+temporary file is locked while it is written; one a killed run left behind (unlocked, an hour
+old) is removed by the next prune.
 
 Nothing read from here is trusted as is: every read re-hashes the bytes it hands out, in the same
 pass that copies them into the caller's private folder (or hashes an open descriptor the caller
@@ -31,8 +33,9 @@ import os
 import re
 import secrets
 import stat
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final
@@ -40,6 +43,11 @@ from typing import BinaryIO, Final
 from safepip.errors import FetchError, UsageError
 from safepip.fetch import free_space_reserve
 from safepip.listcache import default_cache_dir, unsafe
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: age alone tells an abandoned file
+    fcntl = None  # type: ignore[assignment]
 
 #: The default size cap of the wheel cache.
 DEFAULT_MAX_BYTES: Final = 2 * 1024 * 1024 * 1024
@@ -109,6 +117,10 @@ class WheelCache:
         self.root = Path(directory)
         self.directory = self.root / "wheels"
         self.max_bytes = max_bytes
+        # What this process is writing, and the entries it wrote: what make_room may take back.
+        self._lock = threading.Lock()
+        self._writing: set[NewEntry] = set()
+        self._written: list[Path] = []
 
     def path(self, sha256: str) -> Path:
         """Where the wheel of ``sha256`` lives (whether or not it is there).
@@ -249,9 +261,38 @@ class WheelCache:
             tmp = final.parent / f".tmp-{secrets.token_hex(8)}"
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
             file = os.fdopen(os.open(tmp, flags, 0o600), "wb")
-            return NewEntry(file, tmp, final, sha256, reserve=reserve, cap=self.max_bytes)
         except OSError:
             return None
+        _hold(file.fileno())  # a prune never removes a file someone is writing
+        entry = NewEntry(
+            file, tmp, final, sha256, reserve=reserve, cap=self.max_bytes, owner=self._finished
+        )
+        with self._lock:
+            self._writing.add(entry)
+        return entry
+
+    def make_room(self) -> bool:
+        """Give back the space this process's cache writes took: every entry being written is
+        dropped and every entry written in this run removed (the next run downloads them
+        again). Called by a download about to stop at its free-space reserve, so that a cache
+        on its file system never makes it stop. Returns whether anything was freed."""
+        with self._lock:
+            writing, written = list(self._writing), self._written
+            self._writing, self._written = set(), []
+        freed = False
+        for entry in writing:
+            freed = entry.discard() or freed
+        for path in written:
+            with contextlib.suppress(OSError):
+                path.unlink()
+                freed = True
+        return freed
+
+    def _finished(self, entry: NewEntry, kept: Path | None) -> None:
+        with self._lock:
+            self._writing.discard(entry)
+            if kept is not None:
+                self._written.append(kept)
 
     def prune(self, max_bytes: int | None = None) -> Pruned:
         """Remove entries, least recently used first, until the total is within ``max_bytes``
@@ -272,10 +313,7 @@ class WheelCache:
                 with contextlib.suppress(FileNotFoundError):
                     status = path.lstat()
                     if path.name.startswith(".tmp-"):
-                        # Another run's file being written is kept; one no run wrote to for an
-                        # hour was left by a run that was killed.
-                        if time.time() - status.st_mtime > _STALE_SECONDS:
-                            path.unlink()
+                        _remove_if_abandoned(path, status)
                         continue
                     if stat.S_ISREG(status.st_mode):
                         entries.append((status.st_mtime, status.st_size, path))
@@ -370,6 +408,7 @@ class NewEntry:
         *,
         reserve: int | None = None,
         cap: int = DEFAULT_MAX_BYTES,
+        owner: Callable[[NewEntry, Path | None], None] | None = None,
     ) -> None:
         self._file: BinaryIO | None = file
         self._temporary = temporary
@@ -377,20 +416,25 @@ class NewEntry:
         self._sha256 = sha256
         self._reserve = reserve
         self._left = cap
+        self._owner = owner
+        # The download's thread writes and commits; another one may drop it (make_room).
+        self._lock = threading.Lock()
 
     def write(self, chunk: bytes) -> None:
         """Append ``chunk``; on failure, or when it does not fit, stop writing and drop the
         entry (whatever comes after is not written either)."""
-        if self._file is None:
-            return
-        try:
-            self._left -= len(chunk)
-            if self._left < 0 or not self._fits(self._file, len(chunk)):
-                self.discard()
+        with self._lock:
+            file = self._file
+            if file is None:
                 return
-            self._file.write(chunk)
-        except OSError:
-            self.discard()
+            try:
+                self._left -= len(chunk)
+                if self._left >= 0 and self._fits(file, len(chunk)):
+                    file.write(chunk)
+                    return
+            except OSError:
+                pass
+        self.discard()
 
     def _fits(self, file: BinaryIO, size: int) -> bool:
         """Whether ``size`` more bytes leave the reserve and the headroom free."""
@@ -405,28 +449,60 @@ class NewEntry:
     def commit(self, sha256: str) -> bool:
         """Keep the entry (fsync, then rename into place) when ``sha256``, the caller's digest
         of every chunk written, is the entry's name; else drop it. Returns whether it was kept."""
-        file, self._file = self._file, None
-        if file is None:
-            return False
-        try:
-            with file:
-                if sha256 != self._sha256:
-                    raise OSError("not the bytes this entry was opened for")
-                file.flush()
-                os.fsync(file.fileno())
-            self._temporary.replace(self._final)
-        except OSError:
+        with self._lock:
+            file, self._file = self._file, None
+            if file is None:
+                return False
+            kept = True
+            try:
+                with file:
+                    if sha256 != self._sha256:
+                        raise OSError("not the bytes this entry was opened for")
+                    file.flush()
+                    os.fsync(file.fileno())
+                self._temporary.replace(self._final)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    self._temporary.unlink()
+                kept = False
+        self._report(self._final if kept else None)
+        return kept
+
+    def discard(self) -> bool:
+        """Remove what was written (nothing once committed); return whether there was a file."""
+        with self._lock:
+            file, self._file = self._file, None
+            if file is None:
+                return False
+            with contextlib.suppress(OSError):
+                file.close()
             with contextlib.suppress(OSError):
                 self._temporary.unlink()
-            return False
+        self._report(None)
         return True
 
-    def discard(self) -> None:
-        """Remove what was written (nothing once committed)."""
-        file, self._file = self._file, None
-        if file is None:
-            return
+    def _report(self, kept: Path | None) -> None:
+        if self._owner is not None:
+            self._owner(self, kept)
+
+
+def _hold(fd: int) -> None:
+    """Lock a temporary file being written: a prune leaves a locked one alone (POSIX)."""
+    if fcntl is not None:
         with contextlib.suppress(OSError):
-            file.close()
-        with contextlib.suppress(OSError):
-            self._temporary.unlink()
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _remove_if_abandoned(path: Path, status: os.stat_result) -> None:
+    """Remove the temporary file ``path`` if a killed run left it: a regular file nobody wrote
+    to for an hour and (where locks exist) nobody holds, as a live writer does. Best effort."""
+    if not stat.S_ISREG(status.st_mode) or time.time() - status.st_mtime <= _STALE_SECONDS:
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held by a live writer: OSError
+            path.unlink()
+        finally:
+            os.close(fd)

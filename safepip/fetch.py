@@ -217,6 +217,12 @@ def _origin(parts: SplitResult) -> tuple[str, str, int]:
     return parts.scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS[parts.scheme]
 
 
+def _room(info: os.statvfs_result, reserve: int | None) -> tuple[int, int]:
+    """(free bytes, the reserve to keep) of a file system, as ``statvfs`` describes it."""
+    floor = reserve if reserve is not None else free_space_reserve(info.f_blocks * info.f_frsize)
+    return info.f_bavail * info.f_frsize, floor
+
+
 def free_space_reserve(filesystem_bytes: int) -> int:
     """The free space a download must leave on a file system of ``filesystem_bytes`` (pure).
 
@@ -526,6 +532,7 @@ def download(
     cancel: Cancel | None = None,
     min_free_bytes: int | None = None,
     copy: Callable[[bytes], None] | None = None,
+    make_room: Callable[[], bool] | None = None,
 ) -> str:
     """Stream ``url`` into the new file ``dest`` and return the sha256 hex of what was written.
 
@@ -534,9 +541,11 @@ def download(
     written (an increment, as rich's ``Progress.advance`` expects). ``url`` follows the rules of
     :func:`fetch_bytes` (a relative path is taken from the current directory), and so do
     ``proxies`` and ``cancel``. No chunk is written that would leave less than ``min_free_bytes``
-    free on ``dest``'s file system (default: :func:`free_space_reserve` of its size). ``copy``
-    receives every chunk written, the same objects that were hashed (a cache entry written on
-    the way: :meth:`safepip.cache.WheelCache.entry`).
+    free on ``dest``'s file system (default: :func:`free_space_reserve` of its size); before it
+    stops there, it calls ``make_room`` (which returns whether it freed anything) and looks
+    again. ``copy`` receives every chunk written, the same objects that were hashed (a cache
+    entry written on the way: :meth:`safepip.cache.WheelCache.entry`; ``make_room`` is then the
+    cache's :meth:`~safepip.cache.WheelCache.make_room`).
 
     Raises :class:`FetchError` for every fetch failure, when ``dest`` cannot be created or
     written, and when the free space would fall below the reserve; on any failure
@@ -578,6 +587,7 @@ def download(
                     url=url,
                     dest=dest,
                     written=written,
+                    make_room=make_room,
                 )
                 digest.update(chunk)
                 try:
@@ -600,17 +610,25 @@ def download(
 
 
 def _check_free_space(
-    fd: int, size: int, *, reserve: int | None, url: str, dest: Path, written: int
+    fd: int,
+    size: int,
+    *,
+    reserve: int | None,
+    url: str,
+    dest: Path,
+    written: int,
+    make_room: Callable[[], bool] | None = None,
 ) -> None:
-    """Refuse to write ``size`` more bytes when that would leave less than ``reserve`` free."""
+    """Refuse to write ``size`` more bytes when that would leave less than ``reserve`` free,
+    unless ``make_room`` (a cache on the same file system giving its space back) frees enough."""
     if not hasattr(os, "fstatvfs"):  # pragma: no cover - Windows
         return
     try:
-        info = os.fstatvfs(fd)
+        free, floor = _room(os.fstatvfs(fd), reserve)
+        if free - size < floor and make_room is not None and make_room():
+            free, floor = _room(os.fstatvfs(fd), reserve)
     except OSError:  # a file system that cannot say: the write itself will fail when full
         return
-    floor = reserve if reserve is not None else free_space_reserve(info.f_blocks * info.f_frsize)
-    free = info.f_bavail * info.f_frsize
     if free - size < floor:
         raise FetchError(
             _one_line(

@@ -552,6 +552,7 @@ def download_all(
                 cancel=cancel,
                 min_free_bytes=min_free_bytes,
                 copy=entry.write if entry is not None else None,
+                make_room=cache.make_room if cache is not None else None,
             )
             if entry is not None:
                 entry.commit(digest)  # kept only if digest is its name; pruned once, below

@@ -171,6 +171,7 @@ class WheelStore:
                 proxies=self._proxies,
                 cancel=self._cancel,
                 copy=kept.write if kept is not None else None,
+                make_room=self._cache.make_room if self._cache is not None else None,
             )
             if kept is not None:
                 kept.commit(digest)  # kept only if digest is its name; pruned when the store closes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import stat
@@ -165,17 +166,59 @@ def test_an_entry_gives_way_to_the_free_space_reserve_and_to_the_cap(tmp_path: P
 def test_prune_removes_temporary_files_killed_runs_left_not_live_ones(tmp_path: Path) -> None:
     cache = WheelCache(tmp_path / "c")
     source, sha = _wheel(tmp_path)
-    cache.store(source, sha)
-    folder = cache.path(sha).parent
-    old, live = folder / ".tmp-old", folder / ".tmp-live"
-    old.write_bytes(b"x" * 1000)
-    live.write_bytes(b"y" * 1000)
-    two_hours_ago = time.time() - 7200
-    os.utime(old, (two_hours_ago, two_hours_ago))
-    pruned = cache.prune()
-    assert not old.exists() and live.exists()
-    assert (pruned.kept, pruned.removed) == (1, 0)
+    cache.store(source, sha, prune=False)
     assert cache.has(sha)
+    folder = cache.path(sha).parent
+    old, recent, held = folder / ".tmp-old", folder / ".tmp-recent", folder / ".tmp-held"
+    for path in (old, recent, held):
+        path.write_bytes(b"x" * 1000)
+    (folder / ".tmp-folder").mkdir()  # not a file: left alone, and no reason to stop pruning
+    two_hours_ago = time.time() - 7200
+    for path in (old, held, folder / ".tmp-folder"):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    with held.open("ab") as writer:
+        fcntl.flock(writer.fileno(), fcntl.LOCK_EX)  # as a live download holds its copy
+        pruned = cache.prune(max_bytes=5)  # below the one entry's 11 bytes
+    assert not old.exists()
+    assert recent.exists() and held.exists() and (folder / ".tmp-folder").is_dir()
+    assert (pruned.removed, pruned.kept) == (1, 0), "the entries were still pruned to the cap"
+    assert not cache.has(sha)
+
+
+def test_prune_leaves_a_copy_being_written_that_looks_abandoned(tmp_path: Path) -> None:
+    """A download may get nothing for an hour (a --timeout of days): its copy is locked."""
+    cache = WheelCache(tmp_path / "c")
+    data = b"slowly arriving wheel"
+    sha = hashlib.sha256(data).hexdigest()
+    with cache.entry(sha) as entry:
+        assert entry is not None
+        entry.write(data[:5])
+        (temporary,) = cache.path(sha).parent.glob(".tmp-*")
+        two_hours_ago = time.time() - 7200
+        os.utime(temporary, (two_hours_ago, two_hours_ago))
+        cache.prune()
+        assert temporary.exists()
+        entry.write(data[5:])
+        assert entry.commit(sha)
+    assert cache.path(sha).read_bytes() == data
+
+
+def test_make_room_gives_back_what_this_run_wrote_and_nothing_else(tmp_path: Path) -> None:
+    source, earlier = _wheel(tmp_path, b"an earlier run's wheel")
+    WheelCache(tmp_path / "c").store(source, earlier)
+    cache = WheelCache(tmp_path / "c")
+    source, mine = _wheel(tmp_path, b"this run's wheel")
+    cache.store(source, mine)
+    data = b"being written"
+    with cache.entry(hashlib.sha256(data).hexdigest()) as writing:
+        assert writing is not None
+        writing.write(data)
+        assert cache.make_room()
+        writing.write(data)  # the download goes on; its copy is gone
+        assert not writing.commit(hashlib.sha256(data).hexdigest())
+    assert cache.has(earlier) and not cache.has(mine)
+    assert not list((tmp_path / "c" / "wheels").glob("*/.tmp-*"))
+    assert not cache.make_room(), "nothing left to give back"
 
 
 def test_symlinks_are_refused(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -258,8 +259,10 @@ def test_download_all_caches_exactly_the_bytes_it_hashed_and_nothing_it_refused(
     entries = sorted((tmp_path / "cache" / "wheels").glob("*/*"))
     assert entries == [cache.path(sha256_of(good))], "one entry, no temporary file"
     assert entries[0].read_bytes() == good.read_bytes()
-    # A download that fails half-way (the body stops at the free-space reserve) leaves no
-    # entry and no temporary file in the cache either.
+    # A download of a later run that fails half-way (the body stops at the free-space reserve)
+    # leaves no entry and no temporary file in the cache either, and takes nothing it did not
+    # write.
+    cache = WheelCache(tmp_path / "cache")
     server.endless("/endless-1.0-py3-none-any.whl")
     info = os.statvfs(folder)
     with pytest.raises(FetchError, match="free"):
@@ -304,6 +307,82 @@ def test_a_cache_on_the_download_file_system_never_makes_a_download_fail(
     assert problems == []
     assert (folder / name).read_bytes() == body
     assert not cache.has(big.sha256), "the copy gave way"
+    assert not list((tmp_path / "cache").rglob(".tmp-*"))
+
+
+class _StallingIndex(BaseHTTPRequestHandler):
+    """Serves ``/slow.whl`` (its first 12 MiB, then the rest once ``go`` is set) and
+    ``/fast.whl`` (after ``delay`` seconds, whole)."""
+
+    slow = b""
+    fast = b""
+    delay = 0.0
+    go = threading.Event()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        body = self.fast if self.path == "/fast.whl" else self.slow
+        if self.path == "/fast.whl":
+            time.sleep(self.delay)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: 12 << 20])
+        self.wfile.flush()
+        if self.path != "/fast.whl":
+            self.go.wait(30)
+        self.wfile.write(body[12 << 20 :])
+
+
+@pytest.mark.parametrize("stalled", [False, True], ids=["copy kept", "copy being written"])
+def test_a_cache_copy_never_makes_another_download_of_the_run_fail(
+    tmp_path: Path, stalled: bool
+) -> None:
+    """The room a copy took is given back before a sibling download would stop at its reserve:
+    whether the copy was already kept (a small wheel done first) or is still being written
+    (a download stalled half-way). Both runs succeed without a cache; so must they with one."""
+    _StallingIndex.slow = os.urandom((14 if stalled else 8) << 20)
+    _StallingIndex.fast = os.urandom(32 << 20)
+    _StallingIndex.delay = 0.3 if stalled else 1.0
+    _StallingIndex.go.clear()
+    index = ThreadingHTTPServer(("127.0.0.1", 0), _StallingIndex)
+    threading.Thread(target=index.serve_forever, daemon=True).start()
+    if stalled:
+        threading.Timer(3, _StallingIndex.go.set).start()
+    else:
+        _StallingIndex.go.set()
+    url = f"http://127.0.0.1:{index.server_address[1]}/"
+    wheels = [
+        vet.Artifact(n, "1.0", f"{n}-1.0-py3-none-any.whl", hashlib.sha256(b).hexdigest(), url + f)
+        for n, b, f in (
+            ("slow", _StallingIndex.slow, "slow.whl"),
+            ("fast", _StallingIndex.fast, "fast.whl"),
+        )
+    ]
+    cache = WheelCache(tmp_path / "cache")
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    info = os.statvfs(folder)
+    room = (len(_StallingIndex.slow) + len(_StallingIndex.fast)) + (4 << 20)
+    try:
+        problems = vet.download_all(
+            wheels,
+            folder,
+            cafile=None,
+            timeout=120,
+            advance=lambda n: None,
+            cache=cache,
+            min_free_bytes=info.f_bavail * info.f_frsize - room,
+        )
+    finally:
+        _StallingIndex.go.set()
+        index.shutdown()
+        index.server_close()
+    assert problems == []
+    assert (folder / "fast-1.0-py3-none-any.whl").read_bytes() == _StallingIndex.fast
+    assert (folder / "slow-1.0-py3-none-any.whl").read_bytes() == _StallingIndex.slow
     assert not list((tmp_path / "cache").rglob(".tmp-*"))
 
 
