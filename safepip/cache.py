@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import BinaryIO, Final
 
 from safepip.errors import FetchError, UsageError
-from safepip.fetch import free_space_reserve
-from safepip.listcache import default_cache_dir, unsafe
+from safepip.fetch import free_and_reserve
+from safepip.listcache import STALE_SECONDS, default_cache_dir, unsafe
 
 try:
     import fcntl
@@ -58,9 +58,6 @@ _CHUNK: Final = 1024 * 1024
 #: the eight download workers. Sharing a file system with the downloads, entries give way (and
 #: free what they took) before a download's own free-space check can trip because of them.
 ENTRY_HEADROOM: Final = 16 * 1024 * 1024
-#: A temporary file nobody wrote to for this long was left by a killed run (downloads have a
-#: deadline far shorter): the next prune removes it.
-_STALE_SECONDS: Final = 3600
 _SHA256: Final = re.compile(r"[0-9a-f]{64}")
 
 
@@ -440,11 +437,8 @@ class NewEntry:
         """Whether ``size`` more bytes leave the reserve and the headroom free."""
         if not hasattr(os, "fstatvfs"):  # pragma: no cover - Windows
             return True
-        info = os.fstatvfs(file.fileno())
-        floor = self._reserve
-        if floor is None:
-            floor = free_space_reserve(info.f_blocks * info.f_frsize)
-        return info.f_bavail * info.f_frsize - size >= floor + ENTRY_HEADROOM
+        free, floor = free_and_reserve(os.fstatvfs(file.fileno()), self._reserve)
+        return free - size >= floor + ENTRY_HEADROOM
 
     def commit(self, sha256: str) -> bool:
         """Keep the entry (fsync, then rename into place) when ``sha256``, the caller's digest
@@ -496,7 +490,7 @@ def _hold(fd: int) -> None:
 def _remove_if_abandoned(path: Path, status: os.stat_result) -> None:
     """Remove the temporary file ``path`` if a killed run left it: a regular file nobody wrote
     to for an hour and (where locks exist) nobody holds, as a live writer does. Best effort."""
-    if not stat.S_ISREG(status.st_mode) or time.time() - status.st_mtime <= _STALE_SECONDS:
+    if not stat.S_ISREG(status.st_mode) or time.time() - status.st_mtime <= STALE_SECONDS:
         return
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)

@@ -75,6 +75,7 @@ __all__ = [
     "Proxy",
     "download",
     "fetch_bytes",
+    "free_and_reserve",
     "free_space_reserve",
     "is_allowed_source",
     "join_url",
@@ -217,8 +218,9 @@ def _origin(parts: SplitResult) -> tuple[str, str, int]:
     return parts.scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS[parts.scheme]
 
 
-def _room(info: os.statvfs_result, reserve: int | None) -> tuple[int, int]:
-    """(free bytes, the reserve to keep) of a file system, as ``statvfs`` describes it."""
+def free_and_reserve(info: os.statvfs_result, reserve: int | None) -> tuple[int, int]:
+    """(free bytes, the bytes to keep free) of the file system ``info`` (``statvfs``) describes:
+    ``reserve``, or :func:`free_space_reserve` of its size (pure)."""
     floor = reserve if reserve is not None else free_space_reserve(info.f_blocks * info.f_frsize)
     return info.f_bavail * info.f_frsize, floor
 
@@ -624,9 +626,9 @@ def _check_free_space(
     if not hasattr(os, "fstatvfs"):  # pragma: no cover - Windows
         return
     try:
-        free, floor = _room(os.fstatvfs(fd), reserve)
+        free, floor = free_and_reserve(os.fstatvfs(fd), reserve)
         if free - size < floor and make_room is not None and make_room():
-            free, floor = _room(os.fstatvfs(fd), reserve)
+            free, floor = free_and_reserve(os.fstatvfs(fd), reserve)
     except OSError:  # a file system that cannot say: the write itself will fail when full
         return
     if free - size < floor:

@@ -51,9 +51,9 @@ from safepip.files import xdg_folder
 FORMAT_VERSION: Final = 2
 _KEYS_V1: Final = frozenset({"version", "list", "stored", "data", "signature"})
 _KEYS: Final = _KEYS_V1 | {"validators"}
-#: A temporary file nobody wrote to for this long was left by a killed run: the next store
-#: removes it.
-_STALE_SECONDS: Final = 3600
+#: A cache's temporary file nobody wrote to for this long was left by a killed run, and is
+#: removed (here by the next store; in the wheel cache by the next prune, if unlocked).
+STALE_SECONDS: Final = 3600
 
 
 @dataclass(frozen=True)
@@ -248,7 +248,7 @@ class ListCache:
                 if entry.name.startswith(".tmp-"):
                     with contextlib.suppress(OSError):
                         status = entry.stat(follow_symlinks=False)
-                        if time.time() - status.st_mtime > _STALE_SECONDS:
+                        if time.time() - status.st_mtime > STALE_SECONDS:
                             Path(entry.path).unlink()
 
     def _check(self, st: os.stat_result, path: Path, *, directory: bool) -> None:
