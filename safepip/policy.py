@@ -160,16 +160,6 @@ def judge_requested(lines: Sequence[RequirementLine], listed: HashList) -> list[
     return rejections
 
 
-def judge_artifact(filename: str, listed: HashList) -> Rejection | None:
-    """Refuse an artifact that is not a wheel listed under exactly ``filename`` (pure)."""
-    name = filename.split("-", 1)[0]
-    if not filename.endswith(".whl"):
-        return Rejection("sdist", name, f"{filename}: no vetted wheel (safepip never builds)")
-    if listed.get(filename) is None:
-        return Rejection("not-in-list", name, f"{filename} is not on the list")
-    return None
-
-
 def judge_closure(
     wheels: Mapping[str, WheelMetadata],
     extras: Mapping[str, frozenset[str]],
